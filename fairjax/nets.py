@@ -1,0 +1,100 @@
+"""Flax networks for the generative models: the only module of fairjax that knows Flax.
+
+Every network here is written for one example (x [d], t []) and works unchanged on a
+batch (x [n, d], t [n]), so callers may `jax.vmap` it or not. Algorithm modules never see
+these classes: pipelines turn them into plain functions `fn(params, x, t)` with
+`make_apply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class FourierTimeEmbedding(nn.Module):
+    """Sinusoidal embedding of a time t in [0, 1] (Vaswani et al. 2017; Song et al. 2021).
+
+    Frequencies are geometrically spaced from 1 to `max_period`; t is scaled by 1000 so
+    the embedding resolves the small times near the data end of the diffusion.
+
+    Input t: [] or [n]. Output: [..., dim].
+    """
+
+    dim: int = 64
+    max_period: float = 10_000.0
+
+    @nn.compact
+    def __call__(self, t: jax.Array) -> jax.Array:
+        half = self.dim // 2
+        freqs = jnp.exp(-jnp.log(self.max_period) * jnp.arange(half) / half)
+        angles = 1000.0 * jnp.asarray(t, jnp.float32)[..., None] * freqs
+        return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+class ResidualBlock(nn.Module):
+    """x + Dense(SiLU(LayerNorm(Dense(SiLU(LayerNorm(x))) + time projection)))."""
+
+    width: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array, temb: jax.Array) -> jax.Array:
+        z = nn.Dense(self.width)(nn.silu(nn.LayerNorm()(h)))
+        z = z + nn.Dense(self.width)(temb)
+        z = nn.Dense(self.width, kernel_init=nn.initializers.zeros)(nn.silu(nn.LayerNorm()(z)))
+        return h + z
+
+
+class TimeConditionedMLP(nn.Module):
+    """Residual MLP f(x, t) -> [out_dim], conditioned on t through a Fourier embedding.
+
+    Used both as the score network (out_dim = data dim; it predicts the noise eps, see
+    `make_score_fn`) and as the time-conditioned label / sensitive classifiers
+    (out_dim = number of classes; outputs are logits).
+
+    Attributes:
+      out_dim: size of the output.
+      width: hidden width of every residual block.
+      num_blocks: number of residual blocks.
+      time_dim: size of the Fourier time embedding.
+    """
+
+    out_dim: int
+    width: int = 256
+    num_blocks: int = 3
+    time_dim: int = 64
+
+    @nn.compact
+    def __call__(self, x: jax.Array, t: jax.Array) -> jax.Array:
+        temb = FourierTimeEmbedding(self.time_dim)(t)
+        temb = nn.Dense(self.width)(nn.silu(nn.Dense(self.width)(temb)))
+        h = nn.Dense(self.width)(x)
+        for _ in range(self.num_blocks):
+            h = ResidualBlock(self.width)(h, temb)
+        return nn.Dense(self.out_dim)(nn.silu(nn.LayerNorm()(h)))
+
+
+class MLP(nn.Module):
+    """Plain MLP x -> [out_dim] with SiLU activations (used by the VAE/GAN baselines)."""
+
+    out_dim: int
+    hidden: Sequence[int] = (256, 256)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = nn.silu(nn.Dense(width)(x))
+        return nn.Dense(self.out_dim)(x)
+
+
+def init_params(module: nn.Module, key: jax.Array, *example_inputs: jax.Array):
+    """Parameters of `module` for inputs shaped like `example_inputs` (one example)."""
+    return module.init(key, *example_inputs)["params"]
+
+
+def make_apply(module: nn.Module) -> Callable:
+    """`fn(params, *inputs)`: the module as a pure function of its parameter pytree."""
+    return lambda params, *inputs: module.apply({"params": params}, *inputs)
