@@ -1,0 +1,286 @@
+"""The `fairjax` command line.
+
+Every sub-command validates its input and reports problems in one line on stderr with exit
+code 2 (no traceback unless `--debug`). `--json` switches printed tables to JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fairjax.errors import FairjaxError
+from fairjax.generators import METHODS
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def load_data(spec: str, *, label=None, sensitive=None, domain=None):
+    """A bundled data set by name, or a CSV file (then `label` and `sensitive` are required).
+
+    For a bundled set, `label` / `sensitive` / `domain`, when given, override its schema.
+    """
+    from fairjax import datasets
+
+    names = [info.name for info in datasets.available()]
+    if spec.lower() in names:
+        ds = datasets.load(spec)
+        schema = dataclasses.replace(
+            ds.schema,
+            label=label or ds.schema.label,
+            sensitive=tuple(_split(sensitive)) or ds.schema.sensitive,
+            domain=domain or ds.schema.domain,
+        )
+        return dataclasses.replace(ds, schema=schema)
+    if not Path(spec).exists():
+        raise FairjaxError(
+            f"--data/--real {spec!r} is neither a bundled data set {names} nor a file"
+        )
+    if not label or not sensitive:
+        raise FairjaxError(f"a CSV file ({spec}) needs --label and --sensitive")
+    return datasets.load_csv(spec, label=label, sensitive=_split(sensitive), domain=domain)
+
+
+def cmd_datasets(args) -> None:
+    from fairjax import datasets
+
+    infos = datasets.available()
+    if args.json:
+        print(json.dumps([info._asdict() for info in infos], indent=2))
+        return
+    header = ("name", "rows", "columns", "label", "sensitive", "domain", "licence")
+    rows = [
+        (i.name, i.rows, i.columns, i.label, ",".join(i.sensitive), i.domain or "-", i.licence)
+        for i in infos
+    ]
+    _print_table(header, rows)
+
+
+def cmd_evaluate(args) -> None:
+    import jax
+    import pandas as pd
+
+    from fairjax.evaluation import evaluate_synthetic, format_report
+
+    real = load_data(args.real, label=args.label, sensitive=args.sensitive, domain=args.domain)
+    synthetic = _read_csv(args.synthetic, "--synthetic")
+    # Match the real table's dtypes (a CSV round trip may turn int categories into str).
+    for col in real.frame.columns.intersection(synthetic.columns):
+        if pd.api.types.is_integer_dtype(real.frame[col]) and synthetic[col].dtype.kind == "f":
+            synthetic[col] = synthetic[col].round()
+    report = evaluate_synthetic(
+        jax.random.key(args.seed),
+        real,
+        synthetic,
+        classifier=args.classifier,
+        with_quality=not args.no_quality,
+    )
+    print(json.dumps(_jsonable(report), indent=2) if args.json else format_report(report))
+
+
+def cmd_fit(args) -> None:
+    import jax
+
+    from fairjax import generators
+
+    method = generators.get(args.method)
+    if args.preset not in method.PRESETS:
+        raise FairjaxError(f"--preset {args.preset!r}: {args.method} has {list(method.PRESETS)}")
+    data = load_data(args.data, label=args.label, sensitive=args.sensitive, domain=args.domain)
+    config = _override(method.PRESETS[args.preset], _split_assignments(args.set))
+    model = method.fit(jax.random.key(args.seed), data, config=config, progress=not args.quiet)
+    model.save(args.out)
+    print(
+        f"fitted {args.method} ({args.preset}) on {data.name} ({len(data)} rows); "
+        f"saved to {args.out}"
+    )
+
+
+def cmd_sample(args) -> None:
+    import jax
+
+    from fairjax import generators
+
+    model = generators.load(args.model)
+    options = {
+        k: v
+        for k, v in (
+            ("lambda_y", args.lambda_y),
+            ("lambda_z", args.lambda_z),
+            ("sampler", args.sampler),
+            ("steps", args.steps),
+        )
+        if v is not None
+    }
+    accepted = inspect.signature(model.sample).parameters
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise FairjaxError(f"{flags} do(es) not apply to a {type(model).__name__}")
+    frame = model.sample(
+        jax.random.key(args.seed),
+        args.n,
+        label_proportion=args.label_proportion,
+        progress=not args.quiet,
+        **options,
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+    print(f"wrote {len(frame)} rows to {args.out}")
+
+
+def _split_assignments(items: Sequence[str] | None) -> dict:
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise FairjaxError(f"--set expects NAME=VALUE; got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _override(config, overrides: dict):
+    """`config` with fields replaced from strings, each parsed as the field's type."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    values = {}
+    for name, text in overrides.items():
+        if name not in fields:
+            raise FairjaxError(
+                f"--set {name}: unknown option of {type(config).__name__}; "
+                f"options are {sorted(fields)}"
+            )
+        current = getattr(config, name)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                values[name] = text.lower() in ("true", "1")
+            else:
+                values[name] = type(current)(text)
+        except ValueError:
+            raise FairjaxError(
+                f"--set {name}={text}: expected a {type(current).__name__}"
+            ) from None
+    return dataclasses.replace(config, **values)
+
+
+def _read_csv(path: str, arg: str):
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise FairjaxError(f"{arg}: file {path!r} not found")
+    if p.stat().st_size == 0:
+        raise FairjaxError(f"{arg}: file {path!r} is empty")
+    frame = pd.read_csv(p, skipinitialspace=True)
+    if len(frame) == 0:
+        raise FairjaxError(f"{arg}: file {path!r} has a header but no rows")
+    return frame
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fairjax", description="Fair synthetic tabular data in JAX, and its evaluation."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list the bundled data sets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_datasets)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="train a classifier on synthetic rows, test on real rows; print utility, "
+        "fairness and quality",
+    )
+    p.add_argument("--real", required=True, help="bundled data set name or CSV file")
+    p.add_argument("--synthetic", required=True, help="CSV file of synthetic rows")
+    p.add_argument("--label", help="label column (required for a CSV --real)")
+    p.add_argument("--sensitive", help="sensitive column(s), comma separated")
+    p.add_argument("--domain", help="domain column (excluded from the classifier's inputs)")
+    p.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-quality", action="store_true", help="skip MMD / C2ST / DCR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
+    p = sub.add_parser("fit", help="fit a generator and save it to a folder")
+    p.add_argument("--method", default="fadm", help="generator: " + ", ".join(METHODS))
+    p.add_argument("--data", required=True, help="bundled data set name or CSV file")
+    p.add_argument("--label", help="label column (required for a CSV)")
+    p.add_argument("--sensitive", help="sensitive column(s), comma separated")
+    p.add_argument("--domain", help="domain column (meta-learning across its values)")
+    p.add_argument("--preset", choices=["quick", "paper"], default="quick")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a config field, e.g. --set score_steps=500 --set meta=off",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help="folder to save the model to")
+    p.set_defaults(run=cmd_fit)
+
+    p = sub.add_parser("sample", help="generate rows from a saved model")
+    p.add_argument("--model", required=True, help="folder written by 'fairjax fit'")
+    p.add_argument("-n", type=_positive_int, required=True, help="number of rows")
+    p.add_argument("--label-proportion", type=float, default=0.5, help="share of label 1")
+    p.add_argument("--lambda-y", type=float, help="label guidance scale")
+    p.add_argument("--lambda-z", type=float, help="sensitive entropy guidance scale")
+    p.add_argument("--sampler", choices=["em", "pc", "ode"])
+    p.add_argument("--steps", type=_positive_int, help="solver steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.set_defaults(run=cmd_sample)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fairjax` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except FairjaxError as err:
+        if args.debug:
+            raise
+        print(f"fairjax {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

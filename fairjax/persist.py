@@ -1,0 +1,94 @@
+"""On-disk format shared by every fitted generator: a folder of JSON files plus msgpack params.
+
+    config.json     the method's hyperparameters (a flat dataclass)
+    encoder.json    the `TabularEncoder`
+    model.json      method name, format version, schema and method-specific facts
+    params.msgpack  the parameter pytree (Flax msgpack; host numpy arrays, so a model
+                    trained on a GPU loads on a CPU)
+
+Never pickle: every file is data, none is code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+
+from fairjax.data import Schema, TabularEncoder
+from fairjax.errors import FairjaxError
+
+FORMAT_VERSION = 1
+FILES = ("config.json", "encoder.json", "model.json", "params.msgpack")
+
+
+def save(
+    path: str | Path,
+    *,
+    method: str,
+    config: Any,
+    encoder: TabularEncoder,
+    schema: Schema,
+    params: Any,
+    info: dict,
+) -> None:
+    """Write a fitted generator to folder `path` (created if needed).
+
+    Args:
+      method: method name ("fadm", "vae", ...), checked again on load.
+      config: a dataclass of JSON-serialisable hyperparameters.
+      encoder: the fitted encoder.
+      schema: schema of the training data.
+      params: parameter pytree (nested dicts / lists of arrays).
+      info: method-specific JSON-serialisable facts (marginals, training history).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model = {"method": method, "format_version": FORMAT_VERSION, "schema": schema.to_dict()}
+    (path / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    (path / "encoder.json").write_text(json.dumps(encoder.to_dict()))
+    (path / "model.json").write_text(json.dumps({**model, "info": info}, indent=2))
+    host = jax.device_get(params)
+    (path / "params.msgpack").write_bytes(flax.serialization.msgpack_serialize(host))
+
+
+def read_method(path: str | Path) -> str:
+    """The method name of a saved generator; FairjaxError if `path` is not one."""
+    path = Path(path)
+    missing = [f for f in FILES if not (path / f).exists()]
+    if missing:
+        raise FairjaxError(f"{path} is not a saved fairjax model: missing {missing}")
+    model = json.loads((path / "model.json").read_text())
+    if model.get("format_version") != FORMAT_VERSION:
+        raise FairjaxError(
+            f"{path} has format version {model.get('format_version')}; "
+            f"this fairjax reads version {FORMAT_VERSION}"
+        )
+    return model["method"]
+
+
+def load(path: str | Path, *, method: str, config_cls: type) -> dict:
+    """Read a folder written by `save` for `method`.
+
+    Returns:
+      dict with "config" (a `config_cls`), "encoder", "schema", "params" (jax arrays,
+      on the default device) and "info".
+    """
+    path = Path(path)
+    found = read_method(path)
+    if found != method:
+        raise FairjaxError(f"{path} holds a {found!r} model, not {method!r}")
+    model = json.loads((path / "model.json").read_text())
+    params = flax.serialization.msgpack_restore((path / "params.msgpack").read_bytes())
+    return {
+        "config": config_cls(**json.loads((path / "config.json").read_text())),
+        "encoder": TabularEncoder.from_dict(json.loads((path / "encoder.json").read_text())),
+        "schema": Schema.from_dict(model["schema"]),
+        "params": jax.tree.map(jnp.asarray, params),
+        "info": model["info"],
+    }

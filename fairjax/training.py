@@ -1,0 +1,114 @@
+"""Plain gradient training shared by the generative pipelines: state, step, and the loop.
+
+The loop runs `chunk_size` steps per compiled call inside `lax.scan`, so Python only
+touches the host between chunks (for the progress bar). Batches are drawn inside the
+compiled code by a pure `batch_fn(key) -> batch`, e.g. random rows of a device array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from fairjax.meta import MetaState
+
+LossFn = Callable[[Any, Any, jax.Array], jax.Array]  # (params, batch, key) -> []
+StepFn = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]  # (state, batch, key)
+
+
+class TrainState(NamedTuple):
+    """Step counter, parameters and optimizer state of plain training."""
+
+    step: jax.Array
+    params: Any
+    opt_state: optax.OptState
+
+
+def init_train_state(params: Any, optimizer: optax.GradientTransformation) -> TrainState:
+    """A `TrainState` at step 0."""
+    return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
+
+
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation) -> StepFn:
+    """`step(state, batch, key) -> (state, loss)`: one optimizer step on `loss_fn`."""
+
+    def step(state: TrainState, batch: Any, key: jax.Array):
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(state.step + 1, params, opt_state), loss
+
+    return step
+
+
+def make_meta_train_step(meta_step: Callable) -> StepFn:
+    """Adapt `meta.make_meta_step`'s `(state, batch_in, batch_out, key)` to the loop's
+    `(state, (batch_in, batch_out), key) -> (state, loss)` signature."""
+
+    def step(state: MetaState, batch: Any, key: jax.Array):
+        state, metrics = meta_step(state, *batch, key)
+        return state, metrics["loss"]
+
+    return step
+
+
+def run(
+    key: jax.Array,
+    state: Any,
+    step_fn: StepFn,
+    batch_fn: Callable[[jax.Array], Any],
+    *,
+    num_steps: int,
+    chunk_size: int = 100,
+    progress: bool = True,
+    desc: str = "training",
+) -> tuple[Any, np.ndarray]:
+    """Run `num_steps` steps of `step_fn` on batches from `batch_fn`.
+
+    Step i uses `jax.random.fold_in(key, i)`, so a run is reproducible and independent of
+    `chunk_size`.
+
+    Args:
+      key: PRNG key of the run.
+      state: initial state (anything with a `step` field, e.g. `TrainState`, `MetaState`).
+      step_fn: `(state, batch, key) -> (state, loss)`, pure.
+      batch_fn: `(key) -> batch`, pure (runs inside the compiled chunk).
+      num_steps: total steps.
+      chunk_size: steps per compiled call.
+      progress: show a tqdm progress bar.
+      desc: progress bar label.
+
+    Returns:
+      (final state, [num_steps] float32 losses).
+    """
+
+    def one(state, i):
+        batch_key, step_key = jax.random.split(jax.random.fold_in(key, i))
+        return step_fn(state, batch_fn(batch_key), step_key)
+
+    @jax.jit
+    def chunk(state, start, mask):
+        def body(state, inputs):
+            i, active = inputs
+            new_state, loss = one(state, i)
+            # The last chunk may be partial: inactive steps leave the state untouched.
+            state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state)
+            return state, loss
+
+        return jax.lax.scan(body, state, (start + jnp.arange(chunk_size), mask))
+
+    losses = []
+    with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
+        for start in range(0, num_steps, chunk_size):
+            n = min(chunk_size, num_steps - start)
+            state, loss = chunk(state, start, jnp.arange(chunk_size) < n)
+            losses.append(np.asarray(loss[:n]))
+            bar.set_postfix(loss=f"{float(losses[-1].mean()):.4f}")
+            bar.update(n)
+    return state, np.concatenate(losses) if losses else np.zeros(0, np.float32)
