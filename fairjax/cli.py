@@ -137,6 +137,65 @@ def cmd_sample(args) -> None:
     print(f"wrote {len(frame)} rows to {args.out}")
 
 
+def cmd_audit(args) -> None:
+    import jax
+
+    from fairjax import causal
+
+    frame = _audit_frame(args.data)
+    for arg, col in (("--X", args.X), ("--Y", args.Y)):
+        if col not in frame.columns:
+            raise FairjaxError(f"{arg} {col!r} not found; columns are {list(frame.columns)}")
+    x0, x1 = _protected_levels(frame[args.X], args.x0, args.x1)
+    frame = frame[frame[args.X].isin([x0, x1])].reset_index(drop=True)
+    table = causal.decompose(
+        frame,
+        X=args.X,
+        Z=_split(args.Z),
+        W=_split(args.W),
+        Y=args.Y,
+        x0=x0,
+        x1=x1,
+        key=jax.random.key(args.seed),
+        n_folds=args.folds,
+        model=args.model,
+        categorical=_split(args.categorical),
+    )
+    if args.json:
+        print(json.dumps(_jsonable(causal.decomposition_to_dict(table)), indent=2, default=str))
+    else:
+        print(causal.format_decomposition(table))
+
+
+def _audit_frame(spec: str):
+    from fairjax import datasets
+
+    names = [info.name for info in datasets.available()]
+    if spec.lower() in names:
+        return datasets.load(spec).frame
+    return _read_csv(spec, "--data")
+
+
+def _protected_levels(column, x0: str | None, x1: str | None):
+    """The two levels of X: given on the command line (matched as text) or, when X has
+    exactly two values, those values in sorted order."""
+    values = sorted(column.unique().tolist(), key=str)
+    by_text = {str(v): v for v in values}
+    if x0 is None and x1 is None:
+        if len(values) != 2:
+            raise FairjaxError(
+                f"--X {column.name!r} has {len(values)} values {values[:10]}; "
+                "choose two with --x0 and --x1"
+            )
+        return values[0], values[1]
+    if x0 is None or x1 is None:
+        raise FairjaxError("give both --x0 and --x1, or neither")
+    for arg, text in (("--x0", x0), ("--x1", x1)):
+        if text not in by_text:
+            raise FairjaxError(f"{arg} {text!r} is not a value of {column.name!r}: {values[:10]}")
+    return by_text[x0], by_text[x1]
+
+
 def _split_assignments(items: Sequence[str] | None) -> dict:
     out = {}
     for item in items or ():
@@ -229,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quality", action="store_true", help="skip MMD / C2ST / DCR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)
+    p = sub.add_parser(
+        "audit", help="causal fairness decomposition tv = ctfde - ctfie - ctfse of a table"
+    )
+    p.add_argument("--data", required=True, help="bundled data set name or CSV file")
+    p.add_argument("--X", required=True, help="protected attribute column")
+    p.add_argument("--Z", default="", help="confounder columns, comma separated")
+    p.add_argument("--W", default="", help="mediator columns, comma separated")
+    p.add_argument("--Y", required=True, help="outcome column")
+    p.add_argument("--x0", help="baseline level of X (default: first of its two values)")
+    p.add_argument("--x1", help="comparison level of X; rows with other levels are dropped")
+    p.add_argument("--categorical", default="", help="integer Z/W columns to one-hot")
+    p.add_argument("--model", choices=["logistic", "mlp"], default="logistic")
+    p.add_argument("--folds", type=_positive_int, default=5, help="cross-fitting folds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_audit)
+
     p = sub.add_parser("fit", help="fit a generator and save it to a folder")
     p.add_argument("--method", default="fadm", help="generator: " + ", ".join(METHODS))
     p.add_argument("--data", required=True, help="bundled data set name or CSV file")

@@ -1,0 +1,289 @@
+"""Cross-fitted nuisance regressions for the one-step estimators.
+
+A nuisance is E[target | features] fitted on some rows (e.g. the units with X = x1 for
+mu(x1, .)) and predicted out-of-fold for every row (cross-fitting, arXiv 1608.00060 Def. 3.1).
+How it is fitted depends on the target and on `model`:
+
+| target                 | model="logistic"                  | model="mlp"                  |
+|------------------------|-----------------------------------|------------------------------|
+| 0/1 ("binary")         | `classifiers` logistic (L-BFGS)   | `classifiers` MLP            |
+| real in [0, 1] ("unit")| logistic, soft-target log-loss    | MLP, soft-target log-loss    |
+| any real ("real")      | ridge least squares (closed form) | MLP, squared error           |
+
+The soft-target log-loss (quasi-binomial) is minimised by the conditional mean, like the
+squared error, but keeps predictions inside (0, 1). The logistic version is exactly
+`classifiers.make_logistic_regression` on the rows duplicated with labels 1 and 0 and
+weights y and 1 - y.
+
+All folds are fitted on the full [n, d] design with zero sample weights outside the
+training rows, so each jitted solver compiles once per design shape rather than once per
+fold size.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fairjax.causal.training import make_trainer
+from fairjax.classifiers import (
+    Params,
+    init_mlp,
+    logits_fn,
+    make_classifier,
+)
+from fairjax.errors import FairjaxError
+
+MODELS = ("logistic", "mlp")
+TARGET_KINDS = ("binary", "unit", "real")
+# Defaults of the MLP nuisances: small nets, as the nuisance data sets are small.
+MLP_DEFAULTS = {"hidden": (32, 32), "lr": 1e-3, "batch_size": 256, "max_epochs": 50}
+_OWN_MLP_OPTIONS = ("hidden", "lr", "batch_size", "max_epochs", "patience", "val_fraction")
+
+
+def target_kind(y: np.ndarray) -> str:
+    """ "binary" if y only holds 0 and 1, "unit" if it lies in [0, 1], else "real"."""
+    if np.all((y == 0) | (y == 1)):
+        return "binary"
+    if np.all((y >= 0) & (y <= 1)):
+        return "unit"
+    return "real"
+
+
+def _frozen(kwargs: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_classifier(name: str, frozen: tuple):
+    # One factory per configuration, so its jitted solver compiles once per session.
+    return make_classifier(name, **dict(frozen))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_trainer(loss: str, frozen: tuple):
+    opts = dict(frozen)
+    loss_fn = {"unit": _soft_bce, "real": _squared_error}[loss]
+    return make_trainer(
+        loss_fn,
+        lr=opts["lr"],
+        batch_size=opts["batch_size"],
+        max_epochs=opts["max_epochs"],
+        patience=opts["patience"],
+    )
+
+
+def _soft_bce(params: Params, batch, mask: jax.Array, aux=None) -> jax.Array:
+    """Weighted mean log-loss with soft targets; batch = (x [b, d], y [b] in [0, 1], w [b])."""
+    x, y, w = batch
+    w = w * mask
+    loss = optax.sigmoid_binary_cross_entropy(logits_fn(params, x), y)
+    return jnp.sum(w * loss) / jnp.maximum(jnp.sum(w), 1e-12)
+
+
+def _squared_error(params: Params, batch, mask: jax.Array, aux=None) -> jax.Array:
+    """Weighted mean squared error; batch = (x [b, d], y [b], w [b])."""
+    x, y, w = batch
+    w = w * mask
+    return jnp.sum(w * jnp.square(logits_fn(params, x) - y)) / jnp.maximum(jnp.sum(w), 1e-12)
+
+
+def check_model(model: str, model_kwargs: Mapping[str, Any] | None) -> dict:
+    """Validate `model` and its options; returns the options with defaults filled in."""
+    if model not in MODELS:
+        raise FairjaxError(f"model must be one of {list(MODELS)}, got {model!r}.")
+    kwargs = dict(model_kwargs or {})
+    if model == "mlp":
+        kwargs = {**MLP_DEFAULTS, **kwargs}
+    # make_classifier validates the option names (and values) against the factory.
+    _cached_classifier(model, _frozen(kwargs))
+    return kwargs
+
+
+# (key, x [n, d], y [n], weight [n], kind) -> E[y | x] [n]: see `make_regressor`.
+RegressFn = Callable[[jax.Array, np.ndarray, np.ndarray, np.ndarray, str], np.ndarray]
+
+
+def make_regressor(model: str = "logistic", model_kwargs: Mapping[str, Any] | None = None):
+    """A regression `regress_fn(key, x, y, weight, kind) -> [n]` for one configuration.
+
+    `regress_fn` fits E[y | x] on the rows with weight > 0 (a constant when the target
+    does not vary there) and predicts it for every row, by the method of the module table.
+
+    Args (of the factory):
+      model: "logistic" or "mlp".
+      model_kwargs: options of `fairjax.classifiers.make_classifier(model, ...)` (l2 for
+        "logistic"; hidden, lr, batch_size, max_epochs, patience, val_fraction, ... for
+        "mlp", defaults `MLP_DEFAULTS`).
+
+    Args (of regress_fn):
+      key: PRNG key (MLP initialisation, shuffling, validation split).
+      x: [n, d] float32 features (d >= 1).
+      y: [n] float32 targets of kind `kind` ("binary", "unit" or "real").
+      weight: [n] float32 in {0, 1}: the training rows.
+      kind: see `target_kind`.
+
+    Returns:
+      `regress_fn`, returning [n] float64 predictions. The solvers it uses are cached per
+      configuration, so they compile once per design shape in a session.
+    """
+    kwargs = check_model(model, model_kwargs)
+    frozen = _frozen(kwargs)
+
+    def regress_fn(
+        key: jax.Array, x: np.ndarray, y: np.ndarray, weight: np.ndarray, kind: str
+    ) -> np.ndarray:
+        values = y[weight > 0]
+        if values.min() == values.max():  # nothing to learn (e.g. one class only)
+            return np.full(len(y), float(values[0]))
+        if kind == "binary":
+            clf = _cached_classifier(model, frozen)
+            params = clf.fit(key, x, y, sample_weight=weight)
+            return np.asarray(clf.predict_proba(params, jnp.asarray(x)), np.float64)
+        if model == "logistic" and kind == "unit":
+            return _soft_logistic(key, x, y, weight, frozen)
+        if model == "logistic":
+            return _ridge(x, y, weight, l2=float(kwargs.get("l2", 1e-4)))
+        return _mlp_regression(key, x, y, weight, kind, kwargs)
+
+    return regress_fn
+
+
+def _soft_logistic(key, x, y, weight, frozen):
+    """Soft-target logistic regression = hard-label fit on rows duplicated as (x, 1) with
+    weight y and (x, 0) with weight 1 - y (the weighted log-losses are identical)."""
+    clf = _cached_classifier("logistic", frozen)
+    x2 = np.concatenate([x, x])
+    y2 = np.concatenate([np.ones_like(y), np.zeros_like(y)])
+    params = clf.fit(key, x2, y2, sample_weight=np.concatenate([weight * y, weight * (1 - y)]))
+    return np.asarray(clf.predict_proba(params, jnp.asarray(x)), np.float64)
+
+
+def _mlp_regression(key, x, y, weight, kind, kwargs):
+    """MLP on soft-target log-loss ("unit") or squared error ("real"), early-stopped on a
+    random `val_fraction` of the rows."""
+    unsupported = sorted(set(kwargs) - set(_OWN_MLP_OPTIONS))
+    if unsupported:
+        raise FairjaxError(
+            f"option(s) {unsupported} are not supported for MLP regression of a "
+            f"non-binary outcome; supported: {list(_OWN_MLP_OPTIONS)}."
+        )
+    opts = {"patience": 5, "val_fraction": 0.1, **kwargs}
+    init_key, split_key, train_key = jax.random.split(key, 3)
+    # Standardise real targets so that the default learning rate fits any scale.
+    loc, scale = 0.0, 1.0
+    if kind == "real":
+        loc = float(np.average(y, weights=weight))
+        scale = float(np.sqrt(np.average((y - loc) ** 2, weights=weight))) or 1.0
+    ys = ((y - loc) / scale).astype(np.float32)
+    order = np.argsort(np.asarray(jax.random.uniform(split_key, (len(y),))), kind="stable")
+    n_val = max(1, round(opts["val_fraction"] * len(y)))
+    val, tr = order[:n_val], order[n_val:]
+    data = (jnp.asarray(x), jnp.asarray(ys), jnp.asarray(weight, jnp.float32))
+    train = _cached_trainer(kind, _frozen(opts))
+    params = init_mlp(init_key, (x.shape[1], *opts["hidden"], 1))
+    result = train(
+        train_key,
+        params,
+        jax.tree.map(lambda a: a[tr], data),
+        jax.tree.map(lambda a: a[val], data),
+    )
+    out = logits_fn(result.params, jnp.asarray(x))
+    out = jax.nn.sigmoid(out) if kind == "unit" else out * scale + loc
+    return np.asarray(out, np.float64)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float) -> np.ndarray:
+    """Ridge regression with an unpenalised intercept, in float64: minimises
+    sum_i w_i (y_i - b - x_i beta)^2 / (2 sum_i w_i) + l2 / 2 ||beta||^2 (the penalty on the
+    mean-loss scale, as in the logistic regression); x [n, d] -> predictions [n]."""
+    x = x.astype(np.float64)
+    xi = np.concatenate([np.ones((len(x), 1)), x], axis=1)
+    w = weight.astype(np.float64) / weight.sum()
+    gram = xi.T @ (w[:, None] * xi) + l2 * np.diag([0.0] + [1.0] * x.shape[1])
+    beta = np.linalg.lstsq(gram, xi.T @ (w * y), rcond=None)[0]
+    return xi @ beta
+
+
+def cross_fit(
+    key: jax.Array,
+    regress_fn: RegressFn,
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    kind: str,
+) -> np.ndarray:
+    """Out-of-fold predictions of E[y | x] fitted on `rows`, for every unit.
+
+    Args:
+      key: PRNG key; fold k uses `fold_in(key, k)`.
+      regress_fn: the regression to use (`make_regressor`).
+      x: [n, d] features; d = 0 gives the plain mean of y over `rows` (a single number
+        needs no cross-fitting, and the full-sample mean makes the estimators exact in the
+        no-covariate case, e.g. ctfse = 0 when Z is empty).
+      y: [n] targets.
+      rows: [n] bool, the units the regression is fitted on (all of them, or one X group).
+      folds: [n] int fold of each unit, in [0, n_folds).
+      n_folds: number of folds K.
+      kind: target kind (see `target_kind`).
+
+    Returns:
+      [n] float64: for a unit in fold k, the prediction of the model fitted on
+      `rows & (folds != k)`.
+    """
+    if x.shape[1] == 0:
+        return np.full(len(y), float(np.mean(y[rows], dtype=np.float64)))
+    n = len(y)
+    # Zero-weight padding rows up to a bucketed size: the jitted solvers compile once per
+    # design shape, and nearby sample sizes then share a compilation.
+    pad = bucket_size(n) - n
+    x_pad = np.pad(x, ((0, pad), (0, 0)))
+    y_pad = np.pad(y, (0, pad), constant_values=y[rows][0])
+    out = np.empty(n)
+    for k in range(n_folds):
+        weight = np.pad((rows & (folds != k)).astype(np.float32), (0, pad))
+        pred = regress_fn(jax.random.fold_in(key, k), x_pad, y_pad, weight, kind)[:n]
+        out[folds == k] = pred[folds == k]
+    return out
+
+
+def fit_predict_all(
+    key: jax.Array, regress_fn: RegressFn, x: np.ndarray, y: np.ndarray, kind: str
+) -> np.ndarray:
+    """In-sample predictions of E[y | x] fitted on all rows (no cross-fitting), with the
+    same row and column padding as `cross_fit`; x [n, d], y [n] -> [n] float64."""
+    if x.shape[1] == 0:
+        return np.full(len(y), float(np.mean(y, dtype=np.float64)))
+    n = len(y)
+    pad = bucket_size(n) - n
+    x_pad = np.pad(pad_columns(x), ((0, pad), (0, 0)))
+    y_pad = np.pad(y, (0, pad), constant_values=y[0])
+    weight = np.pad(np.ones(n, np.float32), (0, pad))
+    return regress_fn(key, x_pad, y_pad, weight, kind)[:n]
+
+
+def pad_columns(x: np.ndarray, multiple: int = 8) -> np.ndarray:
+    """x [n, d] with zero columns appended up to a multiple of `multiple` columns.
+
+    Zero columns leave logistic and ridge fits unchanged (their coefficients stay 0) and
+    let designs of similar width share one compiled solver.
+    """
+    d = x.shape[1]
+    if d == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, -(-d // multiple) * multiple - d)))
+
+
+def bucket_size(n: int) -> int:
+    """n rounded up to a multiple of 2^(floor(log2 n) - 3): at most 12.5% more rows,
+    eight sizes per octave."""
+    step = 2 ** max(0, n.bit_length() - 4)
+    return -(-n // step) * step
