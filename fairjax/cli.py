@@ -196,6 +196,15 @@ def _protected_levels(column, x0: str | None, x1: str | None):
     return by_text[x0], by_text[x1]
 
 
+EXPERIMENTS = {"fadm-adult": "experiments.fadm_adult"}
+
+
+def cmd_experiment(args) -> None:
+    import importlib
+
+    importlib.import_module(EXPERIMENTS[args.name]).main(args.options)
+
+
 def _split_assignments(items: Sequence[str] | None) -> dict:
     out = {}
     for item in items or ():
@@ -304,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_audit)
+
+    p = sub.add_parser(
+        "experiment",
+        help="run a reproducible experiment (options after the name go to it; try -h)",
+    )
+    p.add_argument("name", choices=sorted(EXPERIMENTS))
+    p.add_argument("options", nargs=argparse.REMAINDER)
+    p.set_defaults(run=cmd_experiment)
 
     p = sub.add_parser("fit", help="fit a generator and save it to a folder")
     p.add_argument("--method", default="fadm", help="generator: " + ", ".join(METHODS))

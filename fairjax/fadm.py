@@ -386,60 +386,26 @@ def fit(
     if use_meta and len(domain_values) < 2:
         raise FairjaxError(f"meta='on' needs >= 2 domains; {domain!r} has {len(domain_values)}")
 
-    networks = make_networks(config, x.shape[1], 2, len(z_values))
-    modules = make_modules(config, x.shape[1], 2, len(z_values))
-    init_keys = jax.random.split(key, 7)
-    example = (jnp.zeros(x.shape[1]), jnp.zeros(()))
-    batches = _make_batch_fn(x, d, config.batch_size, use_meta)
+    dim, num_z = x.shape[1], len(z_values)
+    modules = make_modules(config, dim, 2, num_z)
+    init_keys = jax.random.split(key, 6)
+    example = (jnp.zeros(dim), jnp.zeros(()))
     params, history = {}, {"meta": use_meta, "domains": [str(v) for v in domain_values]}
     jobs = [
-        (
-            "score",
-            modules[0],
-            sde.make_dsm_loss(networks.sde, networks.score_fn),
-            None,
-            config.score_steps,
-            config.lr,
-        ),
-        (
-            "label",
-            modules[1],
-            sde.make_noisy_classifier_loss(networks.sde, networks.label_logits_fn),
-            y,
-            config.classifier_steps,
-            config.classifier_lr,
-        ),
-        (
-            "sensitive",
-            modules[2],
-            sde.make_noisy_classifier_loss(networks.sde, networks.sensitive_logits_fn),
-            z.astype(np.int32),
-            config.classifier_steps,
-            config.classifier_lr,
-        ),
+        ("score", None, config.score_steps),
+        ("label", y, config.classifier_steps),
+        ("sensitive", z.astype(np.int32), config.classifier_steps),
     ]
-    for i, (name, module, loss_fn, targets, steps, lr) in enumerate(jobs):
-        init = nets.init_params(module, init_keys[2 * i], *example)
-        optimizer = optax.adam(lr)
-        if use_meta:
-            step = training.make_meta_train_step(
-                meta.make_meta_step(
-                    loss_fn,
-                    optimizer,
-                    inner_lr=config.inner_lr,
-                    beta=config.meta_beta,
-                    first_order=config.first_order,
-                )
-            )
-            state = meta.init_meta_state(init, optimizer)
-        else:
-            step = training.make_train_step(loss_fn, optimizer)
-            state = training.init_train_state(init, optimizer)
+    for i, (name, targets, steps) in enumerate(jobs):
+        step, optimizer = _step_fn(config, dim, num_z, name, use_meta)
+        init = nets.init_params(modules[i], init_keys[2 * i], *example)
+        state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
         state, losses = training.run(
             init_keys[2 * i + 1],
             state,
             step,
-            batches(targets),
+            _batch_fn(config.batch_size, use_meta, targets is not None),
+            _train_data(x, targets, d),
             num_steps=steps,
             progress=progress,
             desc=f"fadm {name}",
@@ -458,35 +424,78 @@ def fit(
     )
 
 
-def _make_batch_fn(x: np.ndarray, domain_ids: np.ndarray, batch_size: int, use_meta: bool):
-    """`batches(targets)(key) -> batch`: random rows (with replacement) of x and targets.
+class TrainData(NamedTuple):
+    """Training rows sorted by domain and zero-padded to a power-of-two row count, so that
+    fits on tables of similar size share compiled training code.
 
-    Plain training: batch = x[b] or (x[b], targets[b]) of `batch_size` rows. Meta-learning:
-    `batch_size` rows from every domain, split into (B_in, B_out) with one random
-    held-out domain (`meta.split_domains`).
+    Attributes:
+      x: [N, d] encoded rows (rows >= sum(counts) are padding, never drawn).
+      targets: [N] int32 class labels (zeros when the network has none).
+      starts: [D] first row of each domain.
+      counts: [D] rows of each domain.
     """
-    x_dev = jnp.asarray(x)
+
+    x: jax.Array
+    targets: jax.Array
+    starts: jax.Array
+    counts: jax.Array
+
+
+def _train_data(x: np.ndarray, targets: np.ndarray | None, domain_ids: np.ndarray) -> TrainData:
     order = np.argsort(domain_ids, kind="stable")
+    n_pad = max(1024, 1 << int(np.ceil(np.log2(len(x)))))
+    x_pad = np.zeros((n_pad, x.shape[1]), np.float32)
+    x_pad[: len(x)] = x[order]
+    t_pad = np.zeros(n_pad, np.int32)
+    if targets is not None:
+        t_pad[: len(x)] = targets[order]
     counts = np.bincount(domain_ids)
-    starts = jnp.asarray(np.concatenate([[0], np.cumsum(counts)[:-1]]))
-    counts_dev = jnp.asarray(counts)
-    order_dev = jnp.asarray(order)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return TrainData(*(jnp.asarray(a) for a in (x_pad, t_pad, starts.astype(np.int32), counts)))
 
-    def batches(targets):
-        t_dev = None if targets is None else jnp.asarray(targets)
 
-        def take(rows):
-            return x_dev[rows] if t_dev is None else (x_dev[rows], t_dev[rows])
+@functools.lru_cache(maxsize=16)
+def _batch_fn(batch_size: int, use_meta: bool, with_targets: bool):
+    """`batch(data: TrainData, key)`: random rows (with replacement).
 
-        def plain(key):
-            return take(jax.random.randint(key, (batch_size,), 0, x_dev.shape[0]))
+    Plain training: `batch_size` rows of the whole table, as x[b] or (x[b], targets[b]).
+    Meta-learning: `batch_size` rows from every domain, split into (B_in, B_out) with one
+    random held-out domain (`meta.split_domains`).
+    """
 
-        def per_domain(key):
-            draw_key, split_key = jax.random.split(key)
-            u = jax.random.uniform(draw_key, (len(counts), batch_size))
-            pos = starts[:, None] + jnp.floor(u * counts_dev[:, None]).astype(jnp.int32)
-            return meta.split_domains(split_key, take(order_dev[pos]))
+    def take(data, rows):
+        return (data.x[rows], data.targets[rows]) if with_targets else data.x[rows]
 
-        return per_domain if use_meta else plain
+    def plain(data, key):
+        u = jax.random.uniform(key, (batch_size,))
+        return take(data, jnp.floor(u * jnp.sum(data.counts)).astype(jnp.int32))
 
-    return batches
+    def per_domain(data, key):
+        draw_key, split_key = jax.random.split(key)
+        u = jax.random.uniform(draw_key, (data.counts.shape[0], batch_size))
+        rows = data.starts[:, None] + jnp.floor(u * data.counts[:, None]).astype(jnp.int32)
+        return meta.split_domains(split_key, take(data, rows))
+
+    return per_domain if use_meta else plain
+
+
+@functools.lru_cache(maxsize=32)
+def _step_fn(config: FADMConfig, dim: int, num_sensitive: int, name: str, use_meta: bool):
+    """(step, optimizer) training network `name` ("score", "label" or "sensitive")."""
+    nw = make_networks(config, dim, 2, num_sensitive)
+    if name == "score":
+        loss_fn, lr = sde.make_dsm_loss(nw.sde, nw.score_fn), config.lr
+    else:
+        logits = nw.label_logits_fn if name == "label" else nw.sensitive_logits_fn
+        loss_fn, lr = sde.make_noisy_classifier_loss(nw.sde, logits), config.classifier_lr
+    optimizer = optax.adam(lr)
+    if not use_meta:
+        return training.make_train_step(loss_fn, optimizer), optimizer
+    meta_step = meta.make_meta_step(
+        loss_fn,
+        optimizer,
+        inner_lr=config.inner_lr,
+        beta=config.meta_beta,
+        first_order=config.first_order,
+    )
+    return training.make_meta_train_step(meta_step), optimizer

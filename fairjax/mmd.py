@@ -40,6 +40,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -137,6 +138,10 @@ def gram(kernel_fn: KernelFn, xs: ArrayLike, ys: ArrayLike) -> Array:
     Returns:
         [n, m] kernel matrix.
     """
+    # Rematerialise the per-pair kernel in reverse mode: otherwise its intermediates (for the
+    # mixture kernel, one [n, m] exponential per bandwidth) are all kept as residuals, which
+    # costs b times the memory of the Gram matrix and is slower than recomputing them.
+    kernel_fn = jax.checkpoint(kernel_fn)
     return jax.vmap(lambda x: jax.vmap(lambda y: kernel_fn(x, y))(ys))(xs)
 
 
@@ -167,6 +172,34 @@ def _weights(weights: ArrayLike | None, n: int, dtype, name: str) -> Array:
     return weights
 
 
+def _mass_sums(k: Array, row_masses: Array, col_masses: Array) -> Array:
+    """row_masses.T @ k @ col_masses for k [r, c], row_masses [r, 2], col_masses [c, 2]."""
+    # Written as multiply-and-reduce, not as dots: with constant masses (no weights given)
+    # XLA:CPU fuses the dots together with the whole kernel computation into one custom
+    # fusion that runs 20-40x slower; the reduce form fuses into plain loops instead.
+    k_masses = jnp.sum(k[:, :, None] * col_masses[None, :, :], axis=1)  # [r, 2]
+    return jnp.sum(row_masses[:, :, None] * k_masses[:, None, :], axis=0)
+
+
+def _row_block_sums(
+    kernel_fn: KernelFn,
+    z_rows: Array,
+    row_masses: Array,
+    start: Array | int,
+    zs: Array,
+    masses: Array,
+    *,
+    drop_diagonal: bool,
+) -> Array:
+    """row_masses.T @ K @ masses for the rows start, start + 1, ... of K = gram(zs, zs)."""
+    k = gram(kernel_fn, z_rows, zs)  # [r, n + m]
+    if drop_diagonal:
+        # compare indices rather than build an eye mask: this fuses and works per chunk
+        rows = start + jnp.arange(z_rows.shape[0])
+        k = jnp.where(rows[:, None] == jnp.arange(zs.shape[0])[None, :], 0.0, k)
+    return _mass_sums(k, row_masses, masses)
+
+
 def _block_kernel_sums(
     kernel_fn: KernelFn,
     zs: Array,
@@ -182,12 +215,12 @@ def _block_kernel_sums(
     S[0, 1] = sum a_i b_j k(x_i, y_j): one Gram matrix serves all three terms. drop_diagonal
     zeroes K[i, i], i.e. the i == j pairs within each sample.
     """
+    block_sums = functools.partial(
+        _row_block_sums, kernel_fn, zs=zs, masses=masses, drop_diagonal=drop_diagonal
+    )
     num = zs.shape[0]
     if chunk_size is None:
-        k = gram(kernel_fn, zs, zs)
-        if drop_diagonal:
-            k = jnp.where(jnp.eye(num, dtype=bool), 0.0, k)
-        return masses.T @ k @ masses
+        return block_sums(zs, masses, 0)
 
     num_chunks = -(-num // chunk_size)
     pad = num_chunks * chunk_size - num
@@ -195,18 +228,9 @@ def _block_kernel_sums(
     z_chunks = jnp.pad(zs, ((0, pad), (0, 0))).reshape(num_chunks, chunk_size, -1)
     mass_chunks = jnp.pad(masses, ((0, pad), (0, 0))).reshape(num_chunks, chunk_size, 2)
     starts = jnp.arange(num_chunks) * chunk_size
-
     # checkpoint: reverse mode recomputes each [chunk_size, n + m] block instead of stacking
     # all of them as scan residuals, which would bring memory back to O((n + m)^2).
-    @jax.checkpoint
-    def chunk_sums(args):
-        z_chunk, mass_chunk, start = args
-        k = gram(kernel_fn, z_chunk, zs)
-        if drop_diagonal:
-            rows = start + jnp.arange(chunk_size)
-            k = jnp.where(rows[:, None] == jnp.arange(num)[None, :], 0.0, k)
-        return mass_chunk.T @ k @ masses
-
+    chunk_sums = jax.checkpoint(lambda args: block_sums(*args))
     return jnp.sum(jax.lax.map(chunk_sums, (z_chunks, mass_chunks, starts)), axis=0)
 
 

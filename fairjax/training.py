@@ -2,11 +2,12 @@
 
 The loop runs `chunk_size` steps per compiled call inside `lax.scan`, so Python only
 touches the host between chunks (for the progress bar). Batches are drawn inside the
-compiled code by a pure `batch_fn(key) -> batch`, e.g. random rows of a device array.
+compiled code by a pure `batch_fn(data, key) -> batch`, e.g. random rows of `data`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -62,23 +63,27 @@ def run(
     key: jax.Array,
     state: Any,
     step_fn: StepFn,
-    batch_fn: Callable[[jax.Array], Any],
+    batch_fn: Callable[[Any, jax.Array], Any],
+    data: Any = None,
     *,
     num_steps: int,
     chunk_size: int = 100,
     progress: bool = True,
     desc: str = "training",
 ) -> tuple[Any, np.ndarray]:
-    """Run `num_steps` steps of `step_fn` on batches from `batch_fn`.
+    """Run `num_steps` steps of `step_fn` on batches drawn by `batch_fn` from `data`.
 
     Step i uses `jax.random.fold_in(key, i)`, so a run is reproducible and independent of
-    `chunk_size`.
+    `chunk_size`. The compiled chunk is cached per (`step_fn`, `batch_fn`, `chunk_size`):
+    pass functions built once (module-level or from a cached factory) and the data as an
+    argument, and later runs on data of the same shapes reuse the compiled code.
 
     Args:
       key: PRNG key of the run.
       state: initial state (anything with a `step` field, e.g. `TrainState`, `MetaState`).
       step_fn: `(state, batch, key) -> (state, loss)`, pure.
-      batch_fn: `(key) -> batch`, pure (runs inside the compiled chunk).
+      batch_fn: `(data, key) -> batch`, pure (runs inside the compiled chunk).
+      data: pytree of arrays passed to `batch_fn`.
       num_steps: total steps.
       chunk_size: steps per compiled call.
       progress: show a tqdm progress bar.
@@ -87,28 +92,32 @@ def run(
     Returns:
       (final state, [num_steps] float32 losses).
     """
+    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size)
+    losses = []
+    with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
+        for start in range(0, num_steps, chunk_size):
+            n = min(chunk_size, num_steps - start)
+            state, loss = chunk(state, data, key, start, jnp.arange(chunk_size) < n)
+            losses.append(np.asarray(loss[:n]))
+            bar.set_postfix(loss=f"{float(losses[-1].mean()):.4f}")
+            bar.update(n)
+    return state, np.concatenate(losses) if losses else np.zeros(0, np.float32)
 
-    def one(state, i):
-        batch_key, step_key = jax.random.split(jax.random.fold_in(key, i))
-        return step_fn(state, batch_fn(batch_key), step_key)
+
+@functools.lru_cache(maxsize=64)
+def _compiled_chunk(step_fn: StepFn, batch_fn: Callable, chunk_size: int) -> Callable:
+    """Jitted `chunk(state, data, key, start, mask) -> (state, losses[chunk_size])`."""
 
     @jax.jit
-    def chunk(state, start, mask):
+    def chunk(state, data, key, start, mask):
         def body(state, inputs):
             i, active = inputs
-            new_state, loss = one(state, i)
+            batch_key, step_key = jax.random.split(jax.random.fold_in(key, i))
+            new_state, loss = step_fn(state, batch_fn(data, batch_key), step_key)
             # The last chunk may be partial: inactive steps leave the state untouched.
             state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state)
             return state, loss
 
         return jax.lax.scan(body, state, (start + jnp.arange(chunk_size), mask))
 
-    losses = []
-    with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
-        for start in range(0, num_steps, chunk_size):
-            n = min(chunk_size, num_steps - start)
-            state, loss = chunk(state, start, jnp.arange(chunk_size) < n)
-            losses.append(np.asarray(loss[:n]))
-            bar.set_postfix(loss=f"{float(losses[-1].mean()):.4f}")
-            bar.update(n)
-    return state, np.concatenate(losses) if losses else np.zeros(0, np.float32)
+    return chunk
