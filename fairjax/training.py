@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from fairjax.meta import MetaState
@@ -92,7 +93,7 @@ def run(
     Returns:
       (final state, [num_steps] float32 losses).
     """
-    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size)
+    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, tuple(jax.devices()))
     losses = []
     with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
         for start in range(0, num_steps, chunk_size):
@@ -105,15 +106,21 @@ def run(
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_chunk(step_fn: StepFn, batch_fn: Callable, chunk_size: int) -> Callable:
-    """Jitted `chunk(state, data, key, start, mask) -> (state, losses[chunk_size])`."""
+def _compiled_chunk(step_fn: StepFn, batch_fn: Callable, chunk_size: int, devices: tuple):
+    """Jitted `chunk(state, data, key, start, mask) -> (state, losses[chunk_size])`.
+
+    With several devices, every batch leaf's leading (row) axis is sharded over them and
+    XLA partitions the step (data parallelism; gradients are all-reduced by the compiler);
+    the result equals single-device training up to float reassociation.
+    """
+    shard = _row_sharding(devices)
 
     @jax.jit
     def chunk(state, data, key, start, mask):
         def body(state, inputs):
             i, active = inputs
             batch_key, step_key = jax.random.split(jax.random.fold_in(key, i))
-            new_state, loss = step_fn(state, batch_fn(data, batch_key), step_key)
+            new_state, loss = step_fn(state, shard(batch_fn(data, batch_key)), step_key)
             # The last chunk may be partial: inactive steps leave the state untouched.
             state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state)
             return state, loss
@@ -121,3 +128,16 @@ def _compiled_chunk(step_fn: StepFn, batch_fn: Callable, chunk_size: int) -> Cal
         return jax.lax.scan(body, state, (start + jnp.arange(chunk_size), mask))
 
     return chunk
+
+
+def _row_sharding(devices: tuple) -> Callable:
+    """Batch -> batch with each leaf's axis 0 split over `devices` (identity for one)."""
+    if len(devices) == 1:
+        return lambda batch: batch
+    mesh = Mesh(np.array(devices), ("rows",))
+
+    def constrain(leaf):
+        spec = PartitionSpec("rows") if leaf.shape[0] % len(devices) == 0 else PartitionSpec()
+        return jax.lax.with_sharding_constraint(leaf, NamedSharding(mesh, spec))
+
+    return lambda batch: jax.tree.map(constrain, batch)

@@ -183,3 +183,29 @@ def test_multi_device_sampling_equals_single_device(model, tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
     multi = pd.read_csv(tmp_path / "multi.csv")
     pd.testing.assert_frame_equal(single, multi, check_dtype=False, rtol=1e-4)
+
+
+def test_multi_device_training_equals_single_device(data, tmp_path):
+    """Batches sharded over 8 forced host devices train the same parameters as 1 device."""
+    config = dataclasses.replace(TINY, score_steps=30, classifier_steps=30, batch_size=64)
+    small = data.select(np.arange(600))
+    single = fadm.fit(jax.random.key(9), small, config=config, progress=False)
+    small.frame.to_csv(tmp_path / "small.csv", index=False)
+    script = textwrap.dedent(
+        f"""
+        import dataclasses, jax, pandas as pd
+        from fairjax import fadm
+        from fairjax.data import TabularDataset, Schema
+        assert len(jax.devices()) == 8
+        schema = Schema.from_dict({single.schema.to_dict()!r})
+        data = TabularDataset(pd.read_csv({str(tmp_path / "small.csv")!r}), schema)
+        config = fadm.FADMConfig(**{dataclasses.asdict(config)!r})
+        fadm.fit(jax.random.key(9), data, config=config, progress=False).save(
+            {str(tmp_path / "multi")!r})
+        """
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+    multi = fadm.load(tmp_path / "multi")
+    for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(multi.params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
