@@ -1,4 +1,4 @@
-"""Each experiment script runs end to end on its smoke preset and writes its outputs."""
+"""Each experiment script runs end to end on its quick preset and writes its outputs."""
 
 import json
 
@@ -7,9 +7,9 @@ import pandas as pd
 from fairjax.cli import main
 
 
-def test_fadm_adult_smoke_writes_tables_cells_and_plot(tmp_path, capsys):
+def test_fadm_adult_quick_writes_tables_cells_and_plot(tmp_path, capsys):
     out = tmp_path / "fadm_adult"
-    argv = ["experiment", "fadm-adult", "--preset", "smoke", "--methods", "real,FADM"]
+    argv = ["experiment", "fadm-adult", "--preset", "quick", "--methods", "real,FADM"]
     assert main([*argv, "--out", str(out)]) == 0
     table = pd.read_csv(out / "table1.csv")
     assert set(table["method"]) == {"real", "FADM"} and set(table["target"]) == {"Other"}
