@@ -113,6 +113,7 @@ def cmd_sample(args) -> None:
     options = {
         k: v
         for k, v in (
+            ("label_proportion", args.label_proportion),
             ("lambda_y", args.lambda_y),
             ("lambda_z", args.lambda_z),
             ("sampler", args.sampler),
@@ -128,7 +129,6 @@ def cmd_sample(args) -> None:
     frame = model.sample(
         jax.random.key(args.seed),
         args.n,
-        label_proportion=args.label_proportion,
         progress=not args.quiet,
         **options,
     )
@@ -343,7 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate rows from a saved model")
     p.add_argument("--model", required=True, help="folder written by 'fairjax fit'")
     p.add_argument("-n", type=_positive_int, required=True, help="number of rows")
-    p.add_argument("--label-proportion", type=float, default=0.5, help="share of label 1")
+    p.add_argument(
+        "--label-proportion",
+        type=float,
+        help="share of label 1 (default: FADM 0.5; joint baselines: as generated)",
+    )
     p.add_argument("--lambda-y", type=float, help="label guidance scale")
     p.add_argument("--lambda-z", type=float, help="sensitive entropy guidance scale")
     p.add_argument("--sampler", choices=["em", "pc", "ode"])

@@ -20,6 +20,10 @@ from fairjax.errors import FairjaxError
 
 METHODS = {
     "fadm": "fairjax.fadm",
+    "vae": "fairjax.baselines.vae",
+    "gan": "fairjax.baselines.gan",
+    "ddpm": "fairjax.baselines.ddpm",
+    "fairgan": "fairjax.baselines.fairgan",
 }
 
 

@@ -82,7 +82,8 @@ def run(
     Args:
       key: PRNG key of the run.
       state: initial state (anything with a `step` field, e.g. `TrainState`, `MetaState`).
-      step_fn: `(state, batch, key) -> (state, loss)`, pure.
+      step_fn: `(state, batch, key) -> (state, loss)`, pure; `loss` is a scalar or a
+        small vector of logged values (e.g. both players' losses of a GAN).
       batch_fn: `(data, key) -> batch`, pure (runs inside the compiled chunk).
       data: pytree of arrays passed to `batch_fn`.
       num_steps: total steps.
@@ -91,7 +92,7 @@ def run(
       desc: progress bar label.
 
     Returns:
-      (final state, [num_steps] float32 losses).
+      (final state, [num_steps, ...] float32 losses).
     """
     chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, tuple(jax.devices()))
     losses = []

@@ -1,0 +1,302 @@
+"""What the joint baselines (VAE, GAN, DDPM, FairGAN) share: the joint encoding of a row,
+the heads that turn a network's raw output into a row, batches, chunked generation, and
+sampling with a requested label proportion.
+
+The joint row. The baselines of FADM's Table 1 (arXiv 2406.09495) generate the label and
+the sensitive attribute(s) together with the features, so every baseline encodes
+
+    [feature columns (schema.features minus the domain), label, sensitive column(s)]
+
+with one `TabularEncoder`. The domain column is neither generated nor an input.
+
+Label proportion. These models generate the label, so `label_proportion=None` returns the
+rows as generated. A float p is honoured by selection: rows are generated in rounds until
+there are round(p * n) rows with label 1 and n - round(p * n) with label 0, those are kept
+(first come first kept) and shuffled. The kept rows are exact draws from the model's own
+conditionals p_model(x, s | y), mixed with P(y = 1) = p. When the model generates one of the
+labels too rarely to finish within `max_oversample * n` generated rows, `FairjaxError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
+from fairjax.errors import FairjaxError
+
+SCALINGS = ("quantile", "minmax", "standard")
+
+
+class Layout(NamedTuple):
+    """Static, hashable facts about the encoded row that the networks need.
+
+    Attributes:
+      dim: width of the encoded row.
+      blocks: (start, stop) of each one-hot block, in order.
+      numeric: positions of the numeric slots, in order.
+    """
+
+    dim: int
+    blocks: tuple[tuple[int, int], ...]
+    numeric: tuple[int, ...]
+
+    @classmethod
+    def of(cls, encoder: TabularEncoder) -> Layout:
+        """The layout of `encoder`'s rows."""
+        blocks = tuple(encoder.categorical_blocks())
+        numeric = tuple(c.start for c in encoder.codecs if c.kind == "numeric")
+        return cls(encoder.dim, blocks, numeric)
+
+
+def joint_columns(schema: Schema) -> tuple[list[str], list[str]]:
+    """(generated columns in encoded order, sensitive columns among them).
+
+    The order is [features minus the domain, label, sensitive columns minus the domain].
+
+    Raises:
+      FairjaxError: no feature column, or every sensitive column is the domain.
+    """
+    domain = schema.domain
+    features = [c for c in schema.features if c != domain]
+    sensitive = [c for c in schema.sensitive if c != domain]
+    if not features:
+        raise FairjaxError(
+            "the baselines need at least one feature column besides label/sensitive/domain; "
+            f"columns are {list(schema.columns)}"
+        )
+    if not sensitive:
+        raise FairjaxError(
+            f"every sensitive column {list(schema.sensitive)} is the domain column {domain!r}, "
+            "which is never generated; name another sensitive column"
+        )
+    return [*features, schema.label, *sensitive], sensitive
+
+
+def fit_joint_encoder(dataset: TabularDataset, *, scaling: str) -> TabularEncoder:
+    """One encoder for the joint row [features, label, sensitive] of `dataset`."""
+    columns, _ = joint_columns(dataset.schema)
+    return fit_encoder(dataset, columns=columns, scaling=scaling)
+
+
+def check_config(config: Any, *, positive: tuple[str, ...], scaling: str) -> None:
+    """Validate a config dataclass at construction (FairjaxError naming the field)."""
+    if scaling not in SCALINGS:
+        raise FairjaxError(f"scaling must be one of {SCALINGS}; got {scaling!r}")
+    for name in positive:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not value > 0:
+            raise FairjaxError(f"{name} must be positive; got {value!r}")
+
+
+def hidden(width: int, depth: int) -> tuple[int, ...]:
+    """Hidden layer sizes of an MLP with `depth` layers of `width` units."""
+    return (int(width),) * int(depth)
+
+
+# ---------------------------------------------------------------------------- heads
+
+
+def make_row_head(layout: Layout, *, temperature: float) -> Callable:
+    """`head(key, raw[dim]) -> row[dim]`: numeric slots as they are, each one-hot block a
+    Gumbel-softmax sample at `temperature` (a relaxed one-hot whose argmax is a draw from
+    softmax(raw[block])).
+
+    References:
+      Jang et al., arXiv:1611.01144 (Gumbel-softmax); Xu et al., arXiv:1907.00503 (CTGAN's
+      generator heads, temperature 0.2).
+    """
+    block_id = block_ids(layout)
+
+    def head(key: jax.Array, raw: jax.Array) -> jax.Array:
+        gumbel = jax.random.gumbel(key, raw.shape)
+        logits = (raw + gumbel) / temperature
+        return jnp.where(block_id >= 0, block_softmax(layout, logits), raw)
+
+    return head
+
+
+def block_softmax(layout: Layout, logits: jax.Array) -> jax.Array:
+    """Softmax within every one-hot block of `logits` [dim]; numeric slots become 0."""
+    return jnp.exp(block_log_softmax(layout, logits)) * (block_ids(layout) >= 0)
+
+
+def block_log_softmax(layout: Layout, logits: jax.Array) -> jax.Array:
+    """Log-softmax within every one-hot block of `logits` [dim]; numeric slots become 0."""
+    # Dense [dim, blocks] membership products rather than segment ops: blocks are few,
+    # and dense ops compile and run faster on CPU than scatters.
+    block_id = block_ids(layout)
+    member = block_id[:, None] == np.arange(len(layout.blocks))[None, :]  # [dim, B]
+    in_block = block_id >= 0
+    peak = jnp.max(jnp.where(member, logits[:, None], -jnp.inf), axis=0)  # [B]
+    shifted = logits - member.astype(np.float32) @ peak
+    total = jnp.where(in_block, jnp.exp(shifted), 0.0) @ member.astype(np.float32)  # [B]
+    return jnp.where(in_block, shifted - member.astype(np.float32) @ jnp.log(total), 0.0)
+
+
+def block_ids(layout: Layout) -> np.ndarray:
+    """[dim] int: index of the one-hot block of each slot, -1 for numeric slots."""
+    ids = np.full(layout.dim, -1, np.int32)
+    for i, (start, stop) in enumerate(layout.blocks):
+        ids[start:stop] = i
+    return ids
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+class TrainRows(NamedTuple):
+    """Encoded training rows, zero-padded to a power-of-two row count so that fits on
+    tables of similar size share compiled training code (as in `fadm`).
+
+    Attributes:
+      x: [N, dim] rows; rows >= n are padding and never drawn.
+      n: [] number of real rows.
+    """
+
+    x: jax.Array
+    n: jax.Array
+
+
+def train_rows(x: np.ndarray) -> TrainRows:
+    """`TrainRows` of encoded rows `x` [n, dim]."""
+    n_pad = max(1024, 1 << int(np.ceil(np.log2(len(x)))))
+    x_pad = np.zeros((n_pad, x.shape[1]), np.float32)
+    x_pad[: len(x)] = x
+    return TrainRows(jnp.asarray(x_pad), jnp.asarray(len(x), jnp.int32))
+
+
+@functools.lru_cache(maxsize=32)
+def make_batch_fn(batch_size: int, num: int | None = None) -> Callable:
+    """`batch_fn(data: TrainRows, key) -> rows`: random rows (with replacement).
+
+    Returns [batch_size, dim] rows, or [num, batch_size, dim] when `num` is given (one batch
+    per critic update of an adversarial step). Cached, so that `training.run` reuses its
+    compiled code across fits.
+    """
+    shape = (batch_size,) if num is None else (num, batch_size)
+
+    def batch_fn(data: TrainRows, key: jax.Array) -> jax.Array:
+        u = jax.random.uniform(key, shape)
+        return data.x[jnp.floor(u * data.n).astype(jnp.int32)]
+
+    return batch_fn
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+def generate_rows(
+    run: Callable,
+    params: Any,
+    key: jax.Array,
+    n: int,
+    *,
+    chunk_size: int = 4096,
+    progress: bool = False,
+) -> np.ndarray:
+    """Encoded rows [n, dim] from a jitted `run(params, keys[c]) -> rows[c, dim]`.
+
+    Row i is made from `jax.random.split(key, n)[i]` alone, so results do not depend on
+    `chunk_size`. Calls have a power-of-two number of rows between 256 and `chunk_size`
+    (the last chunk padded with copies of its last key), so few shapes are compiled and a
+    small `n` does not pay for `chunk_size` rows.
+    """
+    keys = jax.random.split(key, n)
+    size = min(int(chunk_size), max(256, 1 << int(np.ceil(np.log2(n)))))
+    out = []
+    for start in tqdm(range(0, n, size), desc="sampling", disable=not progress):
+        stop = min(start + size, n)
+        pad = size - (stop - start)
+        k = jnp.concatenate([keys[start:stop], jnp.repeat(keys[stop - 1 : stop], pad, 0)])
+        out.append(np.asarray(run(params, k))[: stop - start])
+    return np.concatenate(out)
+
+
+def sample_frame(
+    key: jax.Array,
+    n: int,
+    *,
+    draw_fn: Callable[[jax.Array, int], pd.DataFrame],
+    schema: Schema,
+    label_proportion: float | None,
+    max_oversample: float = 50.0,
+) -> pd.DataFrame:
+    """`n` rows from `draw_fn(key, m) -> m decoded rows`, with a requested label share.
+
+    Args:
+      key: PRNG key; the same key gives the same rows.
+      n: number of rows.
+      draw_fn: draws `m` rows of the model (decoded, with the label column).
+      schema: schema of the training data (label name, column order).
+      label_proportion: None: the rows as generated. A float p in [0, 1]: exactly
+        round(p * n) rows with label 1, selected from generated rows (module docstring).
+      max_oversample: at most `max_oversample * n` rows are generated (p given).
+
+    Returns:
+      DataFrame [n rows], columns in the order of `schema.columns`.
+
+    Raises:
+      FairjaxError: bad `n` / `label_proportion`, or a label too rare to select.
+    """
+    if isinstance(n, bool) or int(n) != n or int(n) < 1:
+        raise FairjaxError(f"n must be a positive integer; got {n!r}")
+    n = int(n)
+    if label_proportion is None:
+        return order_columns(draw_fn(key, n).reset_index(drop=True), schema)
+    p = float(label_proportion)
+    if not 0.0 <= p <= 1.0:
+        raise FairjaxError(f"label_proportion must be None or lie in [0, 1]; got {p}")
+    if not max_oversample >= 1.0:
+        raise FairjaxError(f"max_oversample must be >= 1; got {max_oversample}")
+    want = {1: round(p * n), 0: n - round(p * n)}
+    kept: dict[int, list[pd.DataFrame]] = {0: [], 1: []}
+    have, seen = {0: 0, 1: 0}, {0: 0, 1: 0}
+    budget, drawn, m = math.ceil(max_oversample * n), 0, n
+    draw_key, perm_key = jax.random.split(key)
+    r = 0
+    while any(have[c] < want[c] for c in (0, 1)) and drawn < budget:
+        frame = draw_fn(jax.random.fold_in(draw_key, r), m)
+        y = frame[schema.label].to_numpy() == 1
+        for c, mask in ((1, y), (0, ~y)):
+            seen[c] += int(mask.sum())
+            if have[c] < want[c]:
+                rows = frame[mask].iloc[: want[c] - have[c]]
+                kept[c].append(rows)
+                have[c] += len(rows)
+        drawn, r = drawn + m, r + 1
+        # Size the next round from the label rates seen so far, with 20% slack.
+        missing = [c for c in (0, 1) if have[c] < want[c]]
+        need = max(((want[c] - have[c]) * drawn / max(seen[c], 1) for c in missing), default=0)
+        m = int(min(max(1.2 * need, 256), budget - drawn))
+    short = [c for c in (0, 1) if have[c] < want[c]]
+    if short:
+        c = short[0]
+        raise FairjaxError(
+            f"label_proportion={p}: needs {want[c]} rows with label {c}, but the model "
+            f"generated label {c} in only {seen[c]} of {drawn} rows "
+            f"({seen[c] / max(drawn, 1):.2%}); ask for a proportion closer to the "
+            f"generated one, fewer rows, or pass label_proportion=None"
+        )
+    frame = pd.concat([f for c in (1, 0) for f in kept[c]], ignore_index=True)
+    order = np.asarray(jax.random.permutation(perm_key, n))
+    return order_columns(frame.iloc[order].reset_index(drop=True), schema)
+
+
+def order_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    return frame[[c for c in schema.columns if c in frame.columns]]
+
+
+def mean_tail(losses: np.ndarray) -> float | list[float]:
+    """Mean of the last tenth of a loss history [steps] or [steps, k], for the record."""
+    tail = losses[-max(1, len(losses) // 10) :]
+    mean = np.mean(tail, axis=0)
+    return float(mean) if np.ndim(mean) == 0 else [float(v) for v in mean]

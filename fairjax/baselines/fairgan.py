@@ -1,0 +1,446 @@
+"""FairGAN baseline (Xu, Yuan, Zhang, Wu 2018): a GAN conditioned on s with a second
+discriminator that tries to recover s from the generated (x, y).
+
+    model = fairgan.fit(jax.random.key(0), datasets.load_adult(),
+                        config=fairgan.PRESETS["quick"])
+    frame = model.sample(jax.random.key(1), 1000)
+
+Players (s = the first sensitive column, one-hot; (x, y) = every other generated column:
+the features, the label and any further sensitive columns):
+- the generator G(z, s) -> (x, y), with the heads of the GAN baseline (linear numeric slots,
+  Gumbel-softmax one-hot blocks);
+- D1, a critic on whole rows (x, y, s): real rows against (G(z, s), s) with s drawn from the
+  real rows, so G learns P(x, y | s) and the joint P(x, y, s);
+- D2, a classifier of s from generated (x, y) only, trained by cross-entropy.
+
+The game is FairGAN's eq. 4, min_G max_{D1, D2} V1(G, D1) + lambda V2(G, D2), with
+V2 = E_{s, (x, y) ~ P_G(. | s)} log D2(s | x, y). G therefore minimises
+L_WGAN(G) + `fairness_weight` * E log D2(s | G(z, s)), i.e. it *raises* D2's cross-entropy:
+at the optimum of D2 that is the Jensen-Shannon divergence between P_G(x, y | s) of the
+groups, which is zero exactly when the generated (x, y) carry no information about s
+(FairGAN Theorem 2). `fairness_weight` is the paper's lambda, default 1 as in the paper.
+
+Differences from the paper, and why: the paper builds on medGAN (a pre-trained
+autoencoder whose decoder is the generator's last layers) and uses the standard GAN loss for
+D1. Here D1 is the same WGAN-GP critic and the generator the same network with the same
+heads as `fairjax.baselines.gan`, so that FairGAN and GAN in a comparison differ only in
+the conditioning on s and the D2 term. At sampling time s is drawn from its training
+marginal and the generated rows keep it as their value of the sensitive column.
+
+References:
+  Xu, Yuan, Zhang, Wu, "FairGAN: Fairness-aware Generative Adversarial Networks",
+  arXiv:1805.11202 (eqs. 2-4, Algorithm 1, lambda = 1); Gulrajani et al., arXiv:1704.00028.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+
+from fairjax import nets, persist, training
+from fairjax.baselines import common, gan
+from fairjax.baselines.common import Layout
+from fairjax.data import Schema, TabularDataset, TabularEncoder
+from fairjax.errors import FairjaxError
+
+METHOD = "fairgan"
+
+
+@dataclasses.dataclass(frozen=True)
+class FairGANConfig:
+    """Hyperparameters of FairGAN (all JSON-serialisable); the GAN fields are those of
+    `gan.GANConfig`.
+
+    Attributes:
+      latent_dim: size of the generator's noise z ~ N(0, I).
+      width, depth: hidden layers of the generator, D1 and D2 MLPs.
+      batch_size: rows per update.
+      steps: generator updates (each after `n_critic` updates of D1 and of D2).
+      n_critic: D1 / D2 updates per generator update.
+      lr: Adam learning rate of all players (b1 = 0.5, b2 = 0.9).
+      gp_weight: gradient-penalty weight of D1.
+      temperature: Gumbel-softmax temperature of the one-hot heads.
+      fairness_weight: lambda of FairGAN eq. 4 (weight of the D2 term; the paper's 1).
+      scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
+    """
+
+    latent_dim: int = 128
+    width: int = 256
+    depth: int = 2
+    batch_size: int = 500
+    steps: int = 10_000
+    n_critic: int = 5
+    lr: float = 2e-4
+    gp_weight: float = 10.0
+    temperature: float = 0.2
+    fairness_weight: float = 1.0
+    scaling: str = "quantile"
+
+    def __post_init__(self):
+        self.gan_config()  # validates the shared fields
+        if not self.fairness_weight >= 0:
+            raise FairjaxError(f"fairness_weight must be >= 0; got {self.fairness_weight!r}")
+
+    def gan_config(self) -> gan.GANConfig:
+        """The `gan.GANConfig` of the shared fields."""
+        fields = {f.name for f in dataclasses.fields(gan.GANConfig)}
+        return gan.GANConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
+
+
+PRESETS = {
+    # The GAN baseline's quick and paper settings, with the paper's lambda = 1.
+    "quick": FairGANConfig(**dataclasses.asdict(gan.PRESETS["quick"])),
+    "paper": FairGANConfig(**dataclasses.asdict(gan.PRESETS["paper"])),
+}
+
+
+class FairGANState(NamedTuple):
+    """Step counter, the three players' parameters and optimizer states."""
+
+    step: jax.Array
+    g_params: Any
+    d1_params: Any
+    d2_params: Any
+    g_opt_state: optax.OptState
+    d1_opt_state: optax.OptState
+    d2_opt_state: optax.OptState
+
+
+class Networks(NamedTuple):
+    """The three players as pure per-example functions.
+
+    Attributes:
+      generate_fn: `(g_params, key, s[k]) -> row[dim]`, s one-hot; the row holds s in its
+        s block.
+      critic_fn: `(d1_params, row[dim]) -> []`.
+      sensitive_logits_fn: `(d2_params, row[dim]) -> [k]`, reading only the non-s slots.
+      s_block: (start, stop) of the s block in the row.
+    """
+
+    generate_fn: Callable
+    critic_fn: Callable
+    sensitive_logits_fn: Callable
+    s_block: tuple[int, int]
+
+
+def make_modules(config: FairGANConfig, dim: int, num_sensitive: int) -> tuple:
+    """(generator, D1, D2) Flax modules: [z, s] -> raw[dim], row[dim] -> [1],
+    (x, y)[dim - k] -> [k]."""
+    layers = common.hidden(config.width, config.depth)
+    return nets.MLP(dim, layers), nets.MLP(1, layers), nets.MLP(num_sensitive, layers)
+
+
+@functools.lru_cache(maxsize=32)
+def make_networks(config: FairGANConfig, layout: Layout, s_block: tuple[int, int]) -> Networks:
+    """The players of `config` for rows of `layout` whose s one-hot is `s_block`."""
+    start, stop = s_block
+    generator, d1, d2 = make_modules(config, layout.dim, stop - start)
+    g_apply, d1_apply, d2_apply = map(nets.make_apply, (generator, d1, d2))
+    head = common.make_row_head(layout, temperature=config.temperature)
+    keep = np.r_[0:start, stop : layout.dim]  # the (x, y) slots
+
+    def generate_fn(g_params, key, s):
+        z_key, head_key = jax.random.split(key)
+        z = jax.random.normal(z_key, (config.latent_dim,))
+        row = head(head_key, g_apply(g_params, jnp.concatenate([z, s])))
+        return row.at[start:stop].set(s)
+
+    def critic_fn(d1_params, row):
+        return d1_apply(d1_params, row)[0]
+
+    def sensitive_logits_fn(d2_params, row):
+        return d2_apply(d2_params, row[keep])
+
+    return Networks(generate_fn, critic_fn, sensitive_logits_fn, s_block)
+
+
+def make_fairgan_step(
+    networks: Networks,
+    optimizer: optax.GradientTransformation,
+    *,
+    gp_weight: float,
+    fairness_weight: float,
+) -> Callable:
+    """`step(state, real[n_critic, B, dim], key) -> (state, [wdist, d2_ce])`.
+
+    Per real batch (n_critic of them), with G fixed: fake rows G(z, s) for the batch's s;
+    one WGAN-GP update of D1 (real against fake rows) and one cross-entropy update of D2
+    (s from the fake rows' (x, y)). Then one generator update on
+
+        -E[D1(G(z, s))] + fairness_weight * E[log D2(s | G(z, s))]
+
+    with s from the last real batch. Returns the last D1 Wasserstein estimate and D2's
+    cross-entropy on the generator's rows (log k means no information about s).
+
+    References:
+      arXiv:1805.11202 eq. 4 and Algorithm 1; arXiv:1704.00028 Algorithm 1.
+    """
+    nw = networks
+    start, stop = nw.s_block
+
+    def fakes(g_params, key, s):
+        keys = jax.random.split(key, s.shape[0])
+        return jax.vmap(nw.generate_fn, in_axes=(None, 0, 0))(g_params, keys, s)
+
+    def d2_cross_entropy(d2_params, rows, s):
+        logits = jax.vmap(nw.sensitive_logits_fn, in_axes=(None, 0))(d2_params, rows)
+        return -jnp.mean(jnp.sum(s * jax.nn.log_softmax(logits), axis=-1))
+
+    def step(state: FairGANState, real: jax.Array, key: jax.Array):
+        critic_key, gen_key = jax.random.split(key)
+
+        def discriminators_update(carry, inputs):
+            d1_params, d2_params, d1_opt_state, d2_opt_state = carry
+            x_real, k = inputs
+            fake_key, gp_key = jax.random.split(k)
+            s = x_real[:, start:stop]
+            fake = jax.lax.stop_gradient(fakes(state.g_params, fake_key, s))
+            (_, wdist), g1 = jax.value_and_grad(
+                lambda p: gan.critic_loss(
+                    nw.critic_fn, p, x_real, fake, gp_key, gp_weight=gp_weight
+                ),
+                has_aux=True,
+            )(d1_params)
+            ce, g2 = jax.value_and_grad(d2_cross_entropy)(d2_params, fake, s)
+            u1, d1_opt_state = optimizer.update(g1, d1_opt_state, d1_params)
+            u2, d2_opt_state = optimizer.update(g2, d2_opt_state, d2_params)
+            carry = (
+                optax.apply_updates(d1_params, u1),
+                optax.apply_updates(d2_params, u2),
+                d1_opt_state,
+                d2_opt_state,
+            )
+            return carry, jnp.stack([wdist, ce])
+
+        keys = jax.random.split(critic_key, real.shape[0])
+        carry = (state.d1_params, state.d2_params, state.d1_opt_state, state.d2_opt_state)
+        (d1_params, d2_params, d1_opt_state, d2_opt_state), metrics = jax.lax.scan(
+            discriminators_update, carry, (real, keys)
+        )
+
+        def generator_loss(g_params):
+            s = real[-1][:, start:stop]
+            fake = fakes(g_params, gen_key, s)
+            adversarial = -jnp.mean(jax.vmap(nw.critic_fn, in_axes=(None, 0))(d1_params, fake))
+            # V2 = E log D2(s | x, y) = -cross-entropy: G maximises D2's cross-entropy.
+            return adversarial - fairness_weight * d2_cross_entropy(d2_params, fake, s)
+
+        grads = jax.grad(generator_loss)(state.g_params)
+        updates, g_opt_state = optimizer.update(grads, state.g_opt_state, state.g_params)
+        g_params = optax.apply_updates(state.g_params, updates)
+        new = FairGANState(
+            state.step + 1, g_params, d1_params, d2_params, g_opt_state, d1_opt_state, d2_opt_state
+        )
+        return new, metrics[-1]
+
+    return step
+
+
+@dataclasses.dataclass(frozen=True)
+class FairGANModel:
+    """A fitted FairGAN.
+
+    Attributes:
+      config: hyperparameters.
+      encoder: the joint-row encoder [features, label, sensitive]; the first sensitive
+        column is the condition s.
+      schema: schema of the training data.
+      params: {"generator", "critic", "sensitive"} (G, D1, D2).
+      sensitive_probs: training frequencies of s's categories, in one-hot order.
+      history: final mean D1 Wasserstein estimate and D2 cross-entropy, for the record.
+    """
+
+    config: FairGANConfig
+    encoder: TabularEncoder
+    schema: Schema
+    params: dict
+    sensitive_probs: tuple[float, ...]
+    history: dict
+
+    def sample(
+        self,
+        key: jax.Array,
+        n: int,
+        *,
+        label_proportion: float | None = None,
+        max_oversample: float = 50.0,
+        chunk_size: int = 4096,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """Generate `n` rows: s from its training marginal, then (x, y) = G(z, s).
+
+        Args:
+          key: PRNG key; the same key gives the same rows.
+          n: number of rows.
+          label_proportion: None (default): the label as generated. A float p: exactly
+            round(p n) rows with label 1, selected from generated rows
+            (`fairjax.baselines.common`); FairjaxError when the model generates that
+            label too rarely to reach p within `max_oversample * n` rows.
+          max_oversample: cap on generated rows per requested row when selecting.
+          chunk_size: rows per compiled call (results do not depend on it).
+          progress: progress bar over chunks.
+
+        Returns:
+          DataFrame [n rows]: the feature, sensitive and label columns with the training
+          data's dtypes.
+        """
+        layout = Layout.of(self.encoder)
+        run = _compiled_sampler(
+            self.config, layout, _s_block(self.encoder, self.schema), self.sensitive_probs
+        )
+
+        def draw(k, m):
+            x = common.generate_rows(
+                run, self.params["generator"], k, m, chunk_size=chunk_size, progress=progress
+            )
+            return self.encoder.decode(x)
+
+        return common.sample_frame(
+            key,
+            n,
+            draw_fn=draw,
+            schema=self.schema,
+            label_proportion=label_proportion,
+            max_oversample=max_oversample,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`)."""
+        info = {"sensitive_probs": list(self.sensitive_probs), "history": self.history}
+        persist.save(
+            path,
+            method=METHOD,
+            config=self.config,
+            encoder=self.encoder,
+            schema=self.schema,
+            params=self.params,
+            info=info,
+        )
+
+
+def load(path: str | Path) -> FairGANModel:
+    """Read a model written by `FairGANModel.save`."""
+    saved = persist.load(path, method=METHOD, config_cls=FairGANConfig)
+    info = saved["info"]
+    return FairGANModel(
+        saved["config"],
+        saved["encoder"],
+        saved["schema"],
+        saved["params"],
+        tuple(info["sensitive_probs"]),
+        info["history"],
+    )
+
+
+def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:
+    """(start, stop) of the first sensitive column's one-hot block; FairjaxError if numeric."""
+    _, sensitive = common.joint_columns(schema)
+    codec = next(c for c in encoder.codecs if c.name == sensitive[0])
+    if codec.kind != "categorical":
+        raise FairjaxError(
+            f"FairGAN conditions on the first sensitive column {codec.name!r}, which must be "
+            "categorical; it is numeric in the schema (declare it categorical, or list a "
+            "categorical sensitive column first)"
+        )
+    return codec.start, codec.stop
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_sampler(
+    config: FairGANConfig, layout: Layout, s_block: tuple[int, int], probs: tuple[float, ...]
+):
+    """Jitted `run(g_params, keys[c]) -> rows[c, dim]`; row i uses keys[i] only."""
+    nw = make_networks(config, layout, s_block)
+    log_p = jnp.log(jnp.asarray(probs, jnp.float32))
+
+    def row(g_params, key):
+        s_key, g_key = jax.random.split(key)
+        s = jax.nn.one_hot(jax.random.categorical(s_key, log_p), len(probs))
+        return nw.generate_fn(g_params, g_key, s)
+
+    return jax.jit(jax.vmap(row, in_axes=(None, 0)))
+
+
+@functools.lru_cache(maxsize=32)
+def _train_step(config: FairGANConfig, layout: Layout, s_block: tuple[int, int]):
+    """(step, optimizer), built once per setting so `training.run` reuses compiled code."""
+    optimizer = gan.make_optimizer(config.lr)
+    step = make_fairgan_step(
+        make_networks(config, layout, s_block),
+        optimizer,
+        gp_weight=config.gp_weight,
+        fairness_weight=config.fairness_weight,
+    )
+    return step, optimizer
+
+
+def fit(
+    key: jax.Array,
+    dataset: TabularDataset,
+    *,
+    config: FairGANConfig = PRESETS["paper"],
+    progress: bool = True,
+) -> FairGANModel:
+    """Train FairGAN on the joint rows [features, label, sensitive] of `dataset`.
+
+    Args:
+      key: PRNG key (initialisation, batches, noise).
+      dataset: training rows; s = the first sensitive column (categorical); the domain
+        column, if any, is left out.
+      config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
+      progress: show a progress bar.
+
+    Returns:
+      The fitted `FairGANModel`.
+
+    References:
+      arXiv:1805.11202 Algorithm 1.
+    """
+    encoder = common.fit_joint_encoder(dataset, scaling=config.scaling)
+    layout = Layout.of(encoder)
+    s_block = _s_block(encoder, dataset.schema)
+    k = s_block[1] - s_block[0]
+    x = encoder.encode(dataset.frame)
+    generator, d1, d2 = make_modules(config, layout.dim, k)
+    g_key, d1_key, d2_key, train_key = jax.random.split(key, 4)
+    g_params = nets.init_params(generator, g_key, jnp.zeros(config.latent_dim + k))
+    d1_params = nets.init_params(d1, d1_key, jnp.zeros(layout.dim))
+    d2_params = nets.init_params(d2, d2_key, jnp.zeros(layout.dim - k))
+    step, optimizer = _train_step(config, layout, s_block)
+    state = FairGANState(
+        jnp.zeros((), jnp.int32),
+        g_params,
+        d1_params,
+        d2_params,
+        *(optimizer.init(p) for p in (g_params, d1_params, d2_params)),
+    )
+    state, metrics = training.run(
+        train_key,
+        state,
+        step,
+        common.make_batch_fn(config.batch_size, config.n_critic),
+        common.train_rows(x),
+        num_steps=config.steps,
+        progress=progress,
+        desc="fairgan",
+    )
+    wdist, ce = common.mean_tail(metrics)
+    probs = x[:, s_block[0] : s_block[1]].mean(axis=0)
+    params = {"generator": state.g_params, "critic": state.d1_params, "sensitive": state.d2_params}
+    return FairGANModel(
+        config,
+        encoder,
+        dataset.schema,
+        params,
+        tuple(float(p) for p in probs / probs.sum()),
+        {"wasserstein": wdist, "sensitive_ce": ce},
+    )
