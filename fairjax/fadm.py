@@ -41,7 +41,7 @@ from fairjax import guidance, meta, nets, persist, sampling, sde, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
-SAMPLERS = ("em", "pc", "ode")
+SAMPLERS = tuple(sampling.SAMPLERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,11 +317,6 @@ def _compiled_sampler(config, dim, num_labels, num_sensitive, sampler, steps):
     static setting so repeated `sample` calls do not retrace. Rows are sharded over all
     devices (`sampling.shard_rows`); row i's prior draw and noise come from keys[i] only."""
     nw = make_networks(config, dim, num_labels, num_sensitive)
-    make_solver = {
-        "em": sampling.make_em_sampler,
-        "pc": sampling.make_pc_sampler,
-        "ode": sampling.make_ode_sampler,
-    }[sampler]
 
     @jax.jit
     def run(params, keys, y, lambda_y, lambda_z):
@@ -332,10 +327,9 @@ def _compiled_sampler(config, dim, num_labels, num_sensitive, sampler, steps):
             label_scale=lambda_y,
             sensitive_scale=lambda_z,
         )
-        solver = sampling.shard_rows(make_solver(nw.sde, score, num_steps=steps))
-        x_T = jax.vmap(lambda k: nw.sde.prior_sample(jax.random.fold_in(k, 0), (dim,)))(keys)
-        solver_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-        return solver(solver_keys, x_T, y)
+        return sampling.sample_from_prior(
+            nw.sde, score, keys, y, dim=dim, sampler=sampler, num_steps=steps
+        )
 
     return run
 

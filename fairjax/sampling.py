@@ -39,10 +39,12 @@ from fairjax.errors import FairjaxError
 from fairjax.sde import SDE
 
 __all__ = [
+    "SAMPLERS",
     "make_em_sampler",
     "make_ode_sampler",
     "make_pc_sampler",
     "row_keys",
+    "sample_from_prior",
     "shard_rows",
 ]
 
@@ -287,3 +289,42 @@ def shard_rows(sample_fn: SampleFn, *, devices: Sequence[jax.Device] | None = No
         return sharded(*padded)[:n]
 
     return sample
+
+
+SAMPLERS = {"em": make_em_sampler, "pc": make_pc_sampler, "ode": make_ode_sampler}
+
+
+def sample_from_prior(
+    sde: SDE,
+    score_fn: ScoreFn,
+    keys: Array,
+    cond: Any = None,
+    *,
+    dim: int,
+    sampler: str = "em",
+    num_steps: int = 1000,
+) -> Array:
+    """Draw rows from the prior and solve the reverse-time process, row i from keys[i] only.
+
+    Row i's prior draw uses ``fold_in(keys[i], 0)`` and its solver noise ``fold_in(keys[i],
+    1)``, so a row does not depend on the other rows, the chunking or the number of devices
+    (rows are sharded with :func:`shard_rows`). Not jitted: call it inside the caller's jit.
+
+    Args:
+        sde: the forward SDE.
+        score_fn: ``(x[d], t[], cond) -> [d]``, possibly guided.
+        keys: [n] per-row PRNG keys.
+        cond: per-row conditioning pytree with leading axis n, or None.
+        dim: row dimension d.
+        sampler: "em", "pc" or "ode" (the factories above, default settings).
+        num_steps: solver steps.
+
+    Returns:
+        [n, dim] samples at t = eps.
+    """
+    if sampler not in SAMPLERS:
+        raise FairjaxError(f"sampler must be one of {sorted(SAMPLERS)}; got {sampler!r}")
+    solver = shard_rows(SAMPLERS[sampler](sde, score_fn, num_steps=num_steps))
+    x_T = jax.vmap(lambda k: sde.prior_sample(jax.random.fold_in(k, 0), (dim,)))(keys)
+    solver_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    return solver(solver_keys, x_T, cond)

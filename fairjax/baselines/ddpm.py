@@ -230,20 +230,13 @@ def _compiled_sampler(config: DDPMConfig, dim: int, sampler: str, steps: int):
     """Jitted `run(params, keys[c]) -> x_0[c, dim]`; row i's prior draw and noise come from
     keys[i] only (as in `fadm`), rows sharded over devices (`sampling.shard_rows`)."""
     nw = make_networks(config, dim)
-    make_solver = {
-        "em": sampling.make_em_sampler,
-        "pc": sampling.make_pc_sampler,
-        "ode": sampling.make_ode_sampler,
-    }[sampler]
 
     @jax.jit
     def run(params, keys):
-        solver = sampling.shard_rows(
-            make_solver(nw.sde, lambda x, t, cond: nw.score_fn(params, x, t), num_steps=steps)
+        score = lambda x, t, cond: nw.score_fn(params, x, t)
+        return sampling.sample_from_prior(
+            nw.sde, score, keys, dim=dim, sampler=sampler, num_steps=steps
         )
-        x_T = jax.vmap(lambda k: nw.sde.prior_sample(jax.random.fold_in(k, 0), (dim,)))(keys)
-        solver_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-        return solver(solver_keys, x_T)
 
     return run
 
