@@ -24,6 +24,7 @@ METHODS = {
     "gan": "fairjax.baselines.gan",
     "ddpm": "fairjax.baselines.ddpm",
     "fairgan": "fairjax.baselines.fairgan",
+    "intersectional": "fairjax.intersectional.pipeline",
 }
 
 

@@ -182,3 +182,19 @@ def test_audit_decomposes_and_obeys_the_identity(capsys):
 def test_audit_bad_arguments(capsys, extra, message):
     code, _, err = run(capsys, "audit", "--data", "compas", *extra)
     assert code == 2 and message in err
+
+
+def test_intersectional_setting_fit_sample_evaluate(capsys, tmp_path):
+    model, syn = tmp_path / "m", tmp_path / "s.csv"
+    argv = ["fit", "--method", "intersectional", "--data", "compas", "--setting", "compas"]
+    assert main([*argv, "--quiet", "--set", "steps=100", "--out", str(model)]) == 0
+    assert main(["sample", "--model", str(model), "-n", "400", "--quiet", "--out", str(syn)]) == 0
+    capsys.readouterr()
+    code, out, _ = run(
+        capsys, "evaluate", "--real", "compas", "--setting", "compas", "--synthetic", str(syn),
+        "--no-quality", "--json",
+    )  # fmt: skip
+    assert code == 0
+    groups = json.loads(out)["fairness"]["intersectional"]
+    assert len(groups["worst_group"]) == 3  # sex x race x age
+    assert 0.0 <= groups["worst_group_tpr"] <= groups["best_group_tpr"] <= 1.0
