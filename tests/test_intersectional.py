@@ -467,25 +467,10 @@ def test_config_validation():
 # -------------------------------------------------------------------------- experiment
 
 
-def test_experiment_smoke_run(tmp_path, monkeypatch):
+def test_experiment_quick_preset_runs(tmp_path):
     from experiments import intersectional as exp
 
-    tiny = exp.ExperimentConfig(
-        datasets=("compas",),
-        seeds=(0,),
-        generator=pipeline.IntersectionalConfig(
-            batch_size=16, steps=20, eval_every=20, eval_rows=40
-        ),
-        parameterisations=("simple",),
-        n_grid=(("compas", (40,)),),
-        lrs=(3e-3,),
-        max_epochs=2,
-        patience=1,
-        n_bootstrap=20,
-        c2st_rows=40,  # = eval_rows: the per-group tests reuse the checkpoint test's shapes
-    )
-    monkeypatch.setitem(exp.PRESETS, "tiny", tiny)
-    assert exp.main(["--preset", "tiny", "--out", str(tmp_path), "--no-plot"]) == 0
+    assert exp.main(["--preset", "quick", "--out", str(tmp_path), "--no-plot"]) == 0
     table = pd.read_csv(tmp_path / "table.csv")
     assert list(table["method"]) == list(exp.METHODS)
     rec = json.loads((tmp_path / "compas_seed0.json").read_text())
