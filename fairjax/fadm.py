@@ -265,39 +265,12 @@ class FADMModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model to folder `path` (see `fairjax.persist`)."""
-        info = {
-            "sensitive_values": [_plain(v) for v in self.sensitive_values],
-            "sensitive_probs": list(self.sensitive_probs),
-            "history": self.history,
-        }
-        persist.save(
-            path,
-            method="fadm",
-            config=self.config,
-            encoder=self.encoder,
-            schema=self.schema,
-            params=self.params,
-            info=info,
-        )
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
+        persist.save_model(self, path, method="fadm")
 
 
 def load(path: str | Path) -> FADMModel:
     """Read a model written by `FADMModel.save` (whatever device it was trained on)."""
-    saved = persist.load(path, method="fadm", config_cls=FADMConfig)
-    info = saved["info"]
-    return FADMModel(
-        config=saved["config"],
-        encoder=saved["encoder"],
-        schema=saved["schema"],
-        params=saved["params"],
-        sensitive_values=tuple(info["sensitive_values"]),
-        sensitive_probs=tuple(info["sensitive_probs"]),
-        history=info["history"],
-    )
+    return persist.load_model(FADMModel, path, method="fadm", config_cls=FADMConfig)
 
 
 def _labels(key, n: int, labels, proportion: float) -> jax.Array:
@@ -412,7 +385,7 @@ def fit(
         encoder=encoder,
         schema=schema,
         params=params,
-        sensitive_values=tuple(_plain(v) for v in z_values),
+        sensitive_values=tuple(z_values.tolist()),
         sensitive_probs=tuple(float(c) / len(z) for c in counts),
         history=history,
     )

@@ -92,3 +92,40 @@ def load(path: str | Path, *, method: str, config_cls: type) -> dict:
         "params": jax.tree.map(jnp.asarray, params),
         "info": model["info"],
     }
+
+
+CORE_FIELDS = ("config", "encoder", "schema", "params")
+
+
+def save_model(model: Any, path: str | Path, *, method: str) -> None:
+    """`save` for a model dataclass whose fields are `CORE_FIELDS` plus JSON-serialisable
+    others (marginals, history), which go to model.json's "info" under their field names."""
+    info = {
+        f.name: _plain(getattr(model, f.name))
+        for f in dataclasses.fields(model)
+        if f.name not in CORE_FIELDS
+    }
+    core = {name: getattr(model, name) for name in CORE_FIELDS}
+    save(path, method=method, info=info, **core)
+
+
+def load_model(model_cls: type, path: str | Path, *, method: str, config_cls: type) -> Any:
+    """Inverse of `save_model`: rebuild `model_cls` from a saved folder (lists read back
+    into fields annotated as tuples become tuples)."""
+    saved = load(path, method=method, config_cls=config_cls)
+    kwargs = {name: saved[name] for name in CORE_FIELDS}
+    for f in dataclasses.fields(model_cls):
+        if f.name not in CORE_FIELDS:
+            value = saved["info"][f.name]
+            is_tuple = isinstance(value, list) and str(f.type).startswith("tuple")
+            kwargs[f.name] = tuple(value) if is_tuple else value
+    return model_cls(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (and containers of them) as plain Python values for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value

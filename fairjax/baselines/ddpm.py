@@ -197,27 +197,12 @@ class DDPMModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save(
-            path,
-            method=METHOD,
-            config=self.config,
-            encoder=self.encoder,
-            schema=self.schema,
-            params=self.params,
-            info={"history": self.history},
-        )
+        persist.save_model(self, path, method=METHOD)
 
 
 def load(path: str | Path) -> DDPMModel:
     """Read a model written by `DDPMModel.save`."""
-    saved = persist.load(path, method=METHOD, config_cls=DDPMConfig)
-    return DDPMModel(
-        saved["config"],
-        saved["encoder"],
-        saved["schema"],
-        saved["params"],
-        saved["info"]["history"],
-    )
+    return persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
 
 
 def make_networks(config: DDPMConfig, dim: int) -> fadm.Networks:

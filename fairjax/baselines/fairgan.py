@@ -315,30 +315,12 @@ class FairGANModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model to folder `path` (see `fairjax.persist`)."""
-        info = {"sensitive_probs": list(self.sensitive_probs), "history": self.history}
-        persist.save(
-            path,
-            method=METHOD,
-            config=self.config,
-            encoder=self.encoder,
-            schema=self.schema,
-            params=self.params,
-            info=info,
-        )
+        persist.save_model(self, path, method=METHOD)
 
 
 def load(path: str | Path) -> FairGANModel:
     """Read a model written by `FairGANModel.save`."""
-    saved = persist.load(path, method=METHOD, config_cls=FairGANConfig)
-    info = saved["info"]
-    return FairGANModel(
-        saved["config"],
-        saved["encoder"],
-        saved["schema"],
-        saved["params"],
-        tuple(info["sensitive_probs"]),
-        info["history"],
-    )
+    return persist.load_model(FairGANModel, path, method=METHOD, config_cls=FairGANConfig)
 
 
 def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:

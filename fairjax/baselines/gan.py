@@ -304,27 +304,12 @@ class GANModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save(
-            path,
-            method=METHOD,
-            config=self.config,
-            encoder=self.encoder,
-            schema=self.schema,
-            params=self.params,
-            info={"history": self.history},
-        )
+        persist.save_model(self, path, method=METHOD)
 
 
 def load(path: str | Path) -> GANModel:
     """Read a model written by `GANModel.save`."""
-    saved = persist.load(path, method=METHOD, config_cls=GANConfig)
-    return GANModel(
-        saved["config"],
-        saved["encoder"],
-        saved["schema"],
-        saved["params"],
-        saved["info"]["history"],
-    )
+    return persist.load_model(GANModel, path, method=METHOD, config_cls=GANConfig)
 
 
 @functools.lru_cache(maxsize=32)

@@ -224,27 +224,12 @@ class VAEModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save(
-            path,
-            method=METHOD,
-            config=self.config,
-            encoder=self.encoder,
-            schema=self.schema,
-            params=self.params,
-            info={"history": self.history},
-        )
+        persist.save_model(self, path, method=METHOD)
 
 
 def load(path: str | Path) -> VAEModel:
     """Read a model written by `VAEModel.save`."""
-    saved = persist.load(path, method=METHOD, config_cls=VAEConfig)
-    return VAEModel(
-        saved["config"],
-        saved["encoder"],
-        saved["schema"],
-        saved["params"],
-        saved["info"]["history"],
-    )
+    return persist.load_model(VAEModel, path, method=METHOD, config_cls=VAEConfig)
 
 
 @functools.lru_cache(maxsize=32)
