@@ -291,6 +291,36 @@ def sample_frame(
     return order_columns(frame.iloc[order].reset_index(drop=True), schema)
 
 
+def sample_generated(
+    run: Callable,
+    params: Any,
+    key: jax.Array,
+    n: int,
+    *,
+    encoder: TabularEncoder,
+    schema: Schema,
+    label_proportion: float | None,
+    max_oversample: float = 50.0,
+    chunk_size: int = 4096,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """`n` decoded rows from a jitted `run(params, keys[c]) -> rows[c, dim]`, with the label
+    share handled by `sample_frame` (None: as generated; p: exactly round(p n) ones)."""
+
+    def draw(k, m):
+        rows = generate_rows(run, params, k, m, chunk_size=chunk_size, progress=progress)
+        return encoder.decode(rows)
+
+    return sample_frame(
+        key,
+        n,
+        draw_fn=draw,
+        schema=schema,
+        label_proportion=label_proportion,
+        max_oversample=max_oversample,
+    )
+
+
 def order_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame[[c for c in schema.columns if c in frame.columns]]
 

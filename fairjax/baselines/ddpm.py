@@ -180,19 +180,17 @@ class DDPMModel:
             raise FairjaxError(f"steps must be a positive integer; got {steps!r}")
         run = _compiled_sampler(self.config, self.encoder.dim, sampler, int(steps))
 
-        def draw(k, m):
-            x = common.generate_rows(
-                run, self.params["score"], k, m, chunk_size=chunk_size, progress=progress
-            )
-            return self.encoder.decode(x)
-
-        return common.sample_frame(
+        return common.sample_generated(
+            run,
+            self.params["score"],
             key,
             n,
-            draw_fn=draw,
+            encoder=self.encoder,
             schema=self.schema,
             label_proportion=label_proportion,
             max_oversample=max_oversample,
+            chunk_size=chunk_size,
+            progress=progress,
         )
 
     def save(self, path: str | Path) -> None:

@@ -287,19 +287,17 @@ class GANModel:
         """
         run = _compiled_sampler(self.config, Layout.of(self.encoder))
 
-        def draw(k, m):
-            x = common.generate_rows(
-                run, self.params["generator"], k, m, chunk_size=chunk_size, progress=progress
-            )
-            return self.encoder.decode(x)
-
-        return common.sample_frame(
+        return common.sample_generated(
+            run,
+            self.params["generator"],
             key,
             n,
-            draw_fn=draw,
+            encoder=self.encoder,
             schema=self.schema,
             label_proportion=label_proportion,
             max_oversample=max_oversample,
+            chunk_size=chunk_size,
+            progress=progress,
         )
 
     def save(self, path: str | Path) -> None:

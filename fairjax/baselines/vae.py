@@ -194,19 +194,17 @@ class VAEModel:
         """
         run = _compiled_sampler(self.config, Layout.of(self.encoder))
 
-        def draw(k, m):
-            x = common.generate_rows(
-                run, self.params, k, m, chunk_size=chunk_size, progress=progress
-            )
-            return self.encoder.decode(x)
-
-        return common.sample_frame(
+        return common.sample_generated(
+            run,
+            self.params,
             key,
             n,
-            draw_fn=draw,
+            encoder=self.encoder,
             schema=self.schema,
             label_proportion=label_proportion,
             max_oversample=max_oversample,
+            chunk_size=chunk_size,
+            progress=progress,
         )
 
     def reconstruct(self, frame: pd.DataFrame) -> pd.DataFrame:
