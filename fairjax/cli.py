@@ -209,6 +209,7 @@ def _protected_levels(column, x0: str | None, x1: str | None):
 EXPERIMENTS = {
     "fadm-adult": "experiments.fadm_adult",
     "intersectional": "experiments.intersectional",
+    "faircausesyn": "experiments.faircausesyn",
 }
 
 

@@ -25,6 +25,7 @@ METHODS = {
     "ddpm": "fairjax.baselines.ddpm",
     "fairgan": "fairjax.baselines.fairgan",
     "intersectional": "fairjax.intersectional.pipeline",
+    "faircausesyn": "fairjax.faircausesyn.pipeline",
 }
 
 

@@ -90,6 +90,65 @@ class MLP(nn.Module):
         return nn.Dense(self.out_dim)(x)
 
 
+class TransformerBlock(nn.Module):
+    """Pre-LayerNorm decoder block: h + Attn(LN(h)), then h + MLP(LN(h)), causal attention.
+
+    Input h: [L, d_model]. Output: [L, d_model].
+    """
+
+    d_model: int
+    n_heads: int
+    mlp_ratio: int = 4
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        mask = nn.make_causal_mask(jnp.ones(h.shape[:-1]))  # [..., 1, L, L]
+        attn = nn.MultiHeadDotProductAttention(num_heads=self.n_heads, qkv_features=self.d_model)
+        h = h + attn(nn.LayerNorm()(h), mask=mask)
+        z = nn.gelu(nn.Dense(self.mlp_ratio * self.d_model)(nn.LayerNorm()(h)))
+        return h + nn.Dense(self.d_model)(z)
+
+
+class RowTransformer(nn.Module):
+    """Decoder-only Transformer over one token sequence: logits of the next token.
+
+    Token embedding plus a learned position embedding, `n_layers` pre-LayerNorm blocks with
+    causal self-attention (position i sees positions <= i only), a final LayerNorm and a
+    linear map to the vocabulary. No dropout.
+
+    Input tokens: int [L] (L <= max_len). Output: [L, vocab_size] logits, row i scoring the
+    token that follows tokens[: i + 1].
+
+    Attributes:
+      vocab_size: number of token ids.
+      max_len: longest sequence (size of the position embedding).
+      d_model: width of the residual stream.
+      n_heads: attention heads (must divide d_model).
+      n_layers: number of blocks.
+      mlp_ratio: hidden width of each block's MLP, in multiples of d_model.
+
+    References:
+      Vaswani et al. (2017), arXiv 1706.03762; Radford et al. (2019), GPT-2 (pre-LN).
+    """
+
+    vocab_size: int
+    max_len: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    mlp_ratio: int = 4
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        length = tokens.shape[-1]
+        init = nn.initializers.normal(0.02)
+        pos = self.param("pos_embedding", init, (self.max_len, self.d_model))
+        h = nn.Embed(self.vocab_size, self.d_model, embedding_init=init)(tokens) + pos[:length]
+        for _ in range(self.n_layers):
+            h = TransformerBlock(self.d_model, self.n_heads, self.mlp_ratio)(h)
+        return nn.Dense(self.vocab_size)(nn.LayerNorm()(h))
+
+
 def init_params(module: nn.Module, key: jax.Array, *example_inputs: jax.Array):
     """Parameters of `module` for inputs shaped like `example_inputs` (one example)."""
     return module.init(key, *example_inputs)["params"]

@@ -60,9 +60,8 @@ def save(
 def read_method(path: str | Path) -> str:
     """The method name of a saved generator; FairjaxError if `path` is not one."""
     path = Path(path)
-    missing = [f for f in FILES if not (path / f).exists()]
-    if missing:
-        raise FairjaxError(f"{path} is not a saved fairjax model: missing {missing}")
+    if not (path / "model.json").exists():
+        raise FairjaxError(f"{path} is not a saved fairjax model: missing model.json")
     model = json.loads((path / "model.json").read_text())
     if model.get("format_version") != FORMAT_VERSION:
         raise FairjaxError(
@@ -70,6 +69,13 @@ def read_method(path: str | Path) -> str:
             f"this fairjax reads version {FORMAT_VERSION}"
         )
     return model["method"]
+
+
+def check_method(path: str | Path, method: str) -> None:
+    """FairjaxError unless folder `path` holds a saved `method` model."""
+    found = read_method(path)
+    if found != method:
+        raise FairjaxError(f"{path} holds a {found!r} model, not {method!r}")
 
 
 def load(path: str | Path, *, method: str, config_cls: type) -> dict:
@@ -80,9 +86,10 @@ def load(path: str | Path, *, method: str, config_cls: type) -> dict:
       on the default device) and "info".
     """
     path = Path(path)
-    found = read_method(path)
-    if found != method:
-        raise FairjaxError(f"{path} holds a {found!r} model, not {method!r}")
+    check_method(path, method)
+    missing = [f for f in FILES if not (path / f).exists()]
+    if missing:
+        raise FairjaxError(f"{path} is not a saved {method} model: missing {missing}")
     model = json.loads((path / "model.json").read_text())
     params = flax.serialization.msgpack_restore((path / "params.msgpack").read_bytes())
     return {
@@ -101,7 +108,7 @@ def save_model(model: Any, path: str | Path, *, method: str) -> None:
     """`save` for a model dataclass whose fields are `CORE_FIELDS` plus JSON-serialisable
     others (marginals, history), which go to model.json's "info" under their field names."""
     info = {
-        f.name: _plain(getattr(model, f.name))
+        f.name: plain(getattr(model, f.name))
         for f in dataclasses.fields(model)
         if f.name not in CORE_FIELDS
     }
@@ -122,10 +129,10 @@ def load_model(model_cls: type, path: str | Path, *, method: str, config_cls: ty
     return model_cls(**kwargs)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """numpy scalars (and containers of them) as plain Python values for JSON."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value

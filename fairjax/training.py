@@ -71,6 +71,8 @@ def run(
     chunk_size: int = 100,
     progress: bool = True,
     desc: str = "training",
+    eval_fn: Callable[[Any], float] | None = None,
+    patience: int | None = None,
 ) -> tuple[Any, np.ndarray]:
     """Run `num_steps` steps of `step_fn` on batches drawn by `batch_fn` from `data`.
 
@@ -90,12 +92,17 @@ def run(
       chunk_size: steps per compiled call.
       progress: show a tqdm progress bar.
       desc: progress bar label.
+      eval_fn: optional `state -> float`, lower is better (e.g. a validation loss), called
+        after every chunk; the run then returns the best evaluated state (early stopping).
+      patience: with `eval_fn`, stop after this many chunks without improvement (None:
+        run every step).
 
     Returns:
-      (final state, [num_steps, ...] float32 losses).
+      (final or, with `eval_fn`, best state, [steps run, ...] float32 losses).
     """
     chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, tuple(jax.devices()))
     losses = []
+    best, best_score, since_best = state, np.inf, 0
     with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
         for start in range(0, num_steps, chunk_size):
             n = min(chunk_size, num_steps - start)
@@ -103,7 +110,17 @@ def run(
             losses.append(np.asarray(loss[:n]))
             bar.set_postfix(loss=f"{float(losses[-1].mean()):.4f}")
             bar.update(n)
-    return state, np.concatenate(losses) if losses else np.zeros(0, np.float32)
+            if eval_fn is None:
+                continue
+            score = float(eval_fn(state))
+            if score < best_score:
+                best, best_score, since_best = state, score, 0
+            else:
+                since_best += 1
+                if patience is not None and since_best >= patience:
+                    break
+    losses = np.concatenate(losses) if losses else np.zeros(0, np.float32)
+    return (state if eval_fn is None else best), losses
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,0 +1,280 @@
+"""The FairCauseSyn refinement loop: generate -> audit -> adjust -> repeat.
+
+    goal = make_goal(real_measures, mode="fair")
+    result = refine(key, generate_fn, audit_fn, adjust_fn, goal, state0, max_rounds=5)
+    result.frame, result.rounds[result.best]
+
+The loop is generic over the generator: `generate_fn(key, state)` makes a synthetic table
+from a generation state (path weights for the local model, prompt feedback for an LLM),
+`audit_fn(key, frame)` measures its causal effects, and `adjust_fn(state, rounds, goal)`
+proposes the next state from every round so far. Each round is logged; the round closest to
+the goal is returned (the first that meets it ends the loop).
+
+Goals. Both modes compare measures m (tv, ctfde, ctfie, ctfse, ett) of the synthetic data
+with target values g on the scale of the real data's total variation:
+
+    gap = max_m |m_syn - g_m| / |tv_real|,      the goal is met when gap <= tolerance (0.1).
+
+- "faithful": g = the real data's value of every measure. FairCauseSyn (arXiv 2506.19082)
+  claims synthetic data within 10% of the real data on causal fairness metrics without
+  defining the 10%; relative errors of effects near zero are unstable, so we measure every
+  deviation against |tv_real|, the disparity being decomposed.
+- "fair": g = 0 for the chosen effects (default ctfde, ctfie, ctfse), or the real value for
+  effects declared business necessity; other measures are free.
+
+`path_weight_adjuster` is the local model's `adjust_fn`: each effect is steered by its own
+path weight (ctfde <- direct, ctfie <- indirect, ctfse <- spurious; `local.PathWeights`),
+assuming the effect is linear in the weight (a weight w removes the path from a fraction w
+of the rows, so m(w) ~ (1 - w) m(0)): a line through the rounds measured so far (through
+(1, 0) while only one is known) is solved for the target and clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import pandas as pd
+
+from fairjax.causal import MEASURES, decompose
+from fairjax.errors import FairjaxError
+from fairjax.faircausesyn.roles import CausalRoles
+
+MODES = ("faithful", "fair")
+EFFECTS = ("ctfde", "ctfie", "ctfse")
+PATH_OF = {"ctfde": "direct", "ctfie": "indirect", "ctfse": "spurious"}
+
+Measures = dict[str, tuple[float, float]]  # measure -> (value, standard error)
+
+
+class Goal(NamedTuple):
+    """What the loop aims for.
+
+    Attributes:
+      mode: "faithful" or "fair".
+      targets: measure -> target value, for the measures that count.
+      scale: |tv| of the real data, the unit of the gap.
+      tolerance: the goal is met when gap <= tolerance.
+      real: the real data's measures (value, sd), for the record.
+    """
+
+    mode: str
+    targets: dict[str, float]
+    scale: float
+    tolerance: float
+    real: Measures
+
+    def gap(self, measures: Mapping[str, tuple[float, float]]) -> float:
+        """max over targets of |m - target| / scale."""
+        return max(abs(measures[m][0] - g) for m, g in self.targets.items()) / self.scale
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "targets": self.targets,
+            "scale": self.scale,
+            "tolerance": self.tolerance,
+            "real": {k: list(v) for k, v in self.real.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Goal:
+        real = {k: (float(v[0]), float(v[1])) for k, v in d["real"].items()}
+        return cls(d["mode"], dict(d["targets"]), d["scale"], d["tolerance"], real)
+
+
+def make_goal(
+    real: Measures,
+    *,
+    mode: str,
+    effects: Sequence[str] = EFFECTS,
+    business_necessity: Sequence[str] = (),
+    tolerance: float = 0.1,
+) -> Goal:
+    """The goal of a refinement run from the real data's measures.
+
+    Args:
+      real: the real data's measures, measure -> (value, sd) (see `audit`).
+      mode: "faithful" (every measure as in the real data) or "fair" (the chosen effects at
+        0, business-necessity effects at their real value).
+      effects: effects driven in fair mode, a subset of ("ctfde", "ctfie", "ctfse").
+      business_necessity: effects kept at their real value in fair mode.
+      tolerance: allowed gap, in units of |tv_real|.
+    """
+    if mode not in MODES:
+        raise FairjaxError(f"mode must be one of {MODES}, got {mode!r}.")
+    for name, given in (("effects", effects), ("business_necessity", business_necessity)):
+        bad = [e for e in given if e not in EFFECTS]
+        if bad or isinstance(given, str):
+            raise FairjaxError(f"{name} must be a list drawn from {EFFECTS}; got {given!r}.")
+    if not tolerance > 0:
+        raise FairjaxError(f"tolerance must be > 0, got {tolerance!r}.")
+    scale = abs(real["tv"][0])
+    if not scale > 1e-6:
+        raise FairjaxError(
+            f"the real data's tv is {real['tv'][0]:.2g}: there is no disparity to decompose "
+            "or to measure deviations against."
+        )
+    if mode == "faithful":
+        targets = {m: float(real[m][0]) for m in MEASURES}
+    else:
+        chosen = [*dict.fromkeys([*effects, *business_necessity])]
+        if not chosen:
+            raise FairjaxError("fair mode needs at least one effect.")
+        bn = set(business_necessity)
+        targets = {e: float(real[e][0]) if e in bn else 0.0 for e in chosen}
+    return Goal(mode, targets, float(scale), float(tolerance), dict(real))
+
+
+def audit(
+    key: jax.Array,
+    frame: pd.DataFrame,
+    roles: CausalRoles,
+    *,
+    model: str = "logistic",
+    n_folds: int = 5,
+) -> Measures:
+    """The causal measures of `frame` (`fairjax.causal.decompose`): measure -> (value, sd)."""
+    if frame[roles.X].nunique() < 2:
+        raise FairjaxError(f"the frame has a single value of X={roles.X!r}; nothing to audit.")
+    table = decompose(
+        frame,
+        X=roles.X,
+        Z=list(roles.Z),
+        W=list(roles.W),
+        Y=roles.Y,
+        x0=roles.x0,
+        x1=roles.x1,
+        key=key,
+        model=model,
+        n_folds=n_folds,
+    )
+    return {
+        m: (float(v), float(s))
+        for m, v, s in zip(table.measure, table.value, table.sd, strict=True)
+    }
+
+
+class Round(NamedTuple):
+    """One round of the loop, as logged.
+
+    Attributes:
+      index: 0, 1, ...
+      state: the generation state used (JSON-friendly).
+      measures: the synthetic data's measures, measure -> (value, sd).
+      gap: distance to the goal (`Goal.gap`).
+      met: gap <= tolerance.
+      info: what the generator reported (e.g. rows kept / dropped).
+      seconds: wall time of the round.
+    """
+
+    index: int
+    state: Any
+    measures: Measures
+    gap: float
+    met: bool
+    info: dict
+    seconds: float
+
+    def to_dict(self) -> dict:
+        d = self._asdict()
+        d["measures"] = {k: list(v) for k, v in self.measures.items()}
+        return d
+
+
+class RefineResult(NamedTuple):
+    """The loop's outcome: the best round's data and every round's log."""
+
+    frame: pd.DataFrame
+    best: int
+    rounds: list[Round]
+    goal: Goal
+
+    @property
+    def met(self) -> bool:
+        return self.rounds[self.best].met
+
+    @property
+    def state(self) -> Any:
+        return self.rounds[self.best].state
+
+
+def refine(
+    key: jax.Array,
+    generate_fn: Callable[[jax.Array, Any], tuple[pd.DataFrame, dict]],
+    audit_fn: Callable[[jax.Array, pd.DataFrame], Measures],
+    adjust_fn: Callable[[Any, list[Round], Goal], Any],
+    goal: Goal,
+    state: Any,
+    *,
+    max_rounds: int = 5,
+    log_fn: Callable[[Round], None] | None = None,
+) -> RefineResult:
+    """Run generate -> audit -> adjust until the goal is met or `max_rounds` rounds ran.
+
+    Args:
+      key: PRNG key; round r uses `fold_in(key, r)` for generation and auditing.
+      generate_fn: `(key, state) -> (frame, info)`.
+      audit_fn: `(key, frame) -> measures`.
+      adjust_fn: `(state, rounds so far, goal) -> next state`.
+      goal: see `make_goal`.
+      state: the first round's generation state.
+      max_rounds: >= 1.
+      log_fn: called with each finished round (e.g. to print it).
+
+    Returns:
+      `RefineResult` with the data of the round of smallest gap (the first that meets the
+      goal, since the loop stops there).
+    """
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+        raise FairjaxError(f"max_rounds must be an integer >= 1, got {max_rounds!r}.")
+    rounds: list[Round] = []
+    frames: list[pd.DataFrame] = []
+    for r in range(max_rounds):
+        start = time.perf_counter()
+        gen_key, audit_key = jax.random.split(jax.random.fold_in(key, r))
+        frame, info = generate_fn(gen_key, state)
+        measures = audit_fn(audit_key, frame)
+        gap = goal.gap(measures)
+        done = Round(
+            r, state, measures, gap, gap <= goal.tolerance, dict(info), time.perf_counter() - start
+        )
+        rounds.append(done)
+        frames.append(frame)
+        if log_fn is not None:
+            log_fn(done)
+        if done.met:
+            break
+        state = adjust_fn(state, rounds, goal)
+    best = int(np.argmin([r.gap for r in rounds]))
+    return RefineResult(frames[best], best, rounds, goal)
+
+
+def path_weight_adjuster(
+    state: Mapping[str, float], rounds: list[Round], goal: Goal
+) -> dict[str, float]:
+    """Next path weights {"spurious", "indirect", "direct"} for the local generator.
+
+    For each targeted effect e with path p: fit m_e = a + b w_p to the rounds so far by
+    least squares (through (1, 0) as a second point while every round used the same
+    weight), solve for the target, clip to [0, 1]. Untargeted paths keep their weight.
+    """
+    new = dict(state)
+    for effect, target in goal.targets.items():
+        if effect not in PATH_OF:
+            continue
+        path = PATH_OF[effect]
+        w = np.array([r.state[path] for r in rounds], float)
+        m = np.array([r.measures[effect][0] for r in rounds], float)
+        if np.ptp(w) < 1e-6:
+            w, m = np.append(w, 1.0), np.append(m, 0.0)
+            if abs(w[0] - 1.0) < 1e-6:  # only w = 1 seen: nothing to learn the slope from
+                continue
+        slope, intercept = np.polyfit(w, m, 1)
+        if abs(slope) < 1e-9:
+            continue
+        new[path] = float(np.clip((target - intercept) / slope, 0.0, 1.0))
+    return new
