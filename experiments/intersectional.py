@@ -46,6 +46,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from experiments.common import jsonable
 from fairjax import metrics
 from fairjax.classifiers import logits_fn
 from fairjax.intersectional import augment, groups, pipeline, settings
@@ -464,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             _log(f"[{args.preset}] {name} seed {seed}")
             rec = run_one(name, seed, cfg)
-            path.write_text(json.dumps(_jsonable(rec), indent=1))
+            path.write_text(json.dumps(jsonable(rec), indent=1))
             records.append(rec)
     agg = summarise(records)
     agg.to_csv(out / "table.csv", index=False)
@@ -484,18 +485,6 @@ def main(argv: list[str] | None = None) -> int:
     print((out / "table.md").read_text())
     _log(f"wall time {wall:.0f}s")
     return 0
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not np.isfinite(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 if __name__ == "__main__":

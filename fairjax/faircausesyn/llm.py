@@ -44,6 +44,7 @@ from fairjax.causal.decompose import check_key
 from fairjax.causal.estimators import MEASURES
 from fairjax.errors import FairjaxError
 from fairjax.faircausesyn.roles import CausalRoles, balanced_rows
+from fairjax.persist import plain
 
 # Integer-valued numeric columns with at most this many distinct values (0/1 flags, codes
 # 1..5) only accept their observed values: a range would let the model invent new codes.
@@ -107,10 +108,6 @@ def _merge(a: ParseReport, b: ParseReport) -> ParseReport:
     return ParseReport(a.kept + b.kept, a.dropped + b.dropped, dict(reasons))
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def _is_categorical(dtype: Any) -> bool:
     return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
@@ -143,7 +140,7 @@ def column_specs(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, Colum
                 "before generating rows from it."
             )
         if _is_categorical(col.dtype):
-            values = tuple(sorted((_plain(v) for v in pd.unique(col)), key=str))
+            values = tuple(sorted((plain(v) for v in pd.unique(col)), key=str))
             specs[c] = ColumnSpec("categorical", values, None, None, False, col.dtype)
             continue
         x = col.to_numpy(dtype=np.float64)

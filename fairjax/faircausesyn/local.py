@@ -153,7 +153,7 @@ PRESETS = {
         d_model=32, n_heads=4, n_layers=2, batch_size=128, steps=1000, eval_every=25
     ),
     "paper": LocalConfig(
-        d_model=64, n_heads=4, n_layers=2, batch_size=256, steps=3000, eval_every=50, patience=5
+        d_model=64, n_heads=4, n_layers=2, batch_size=256, steps=3000, eval_every=50
     ),
 }
 

@@ -94,7 +94,7 @@ class FairCauseSynConfig:
       rows_per_round: rows generated and audited per round (0: as many as the real data).
       audit_folds: cross-fitting folds of the audits.
       backend: "local" (the transformer of `local`) or "llm" (`llm_url`, `llm_model`).
-      n_bins ... top_p: `local.LocalConfig` of the local transformer.
+      n_bins ... patience: `local.LocalConfig` of the local transformer.
       llm_url, llm_model, api_key_env: the OpenAI-compatible server; the key is read from
         the environment variable `api_key_env` and never stored.
     """
@@ -122,6 +122,9 @@ class FairCauseSynConfig:
     lr: float = local.LocalConfig.lr
     temperature: float = local.LocalConfig.temperature
     top_p: float = local.LocalConfig.top_p
+    val_fraction: float = local.LocalConfig.val_fraction
+    eval_every: int = local.LocalConfig.eval_every
+    patience: int = local.LocalConfig.patience
     llm_url: str = ""
     llm_model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
@@ -169,22 +172,14 @@ def make_goal_options(config: FairCauseSynConfig) -> dict:
     )
 
 
-PRESETS = {
-    "quick": FairCauseSynConfig(
-        **{
-            k: getattr(local.PRESETS["quick"], k)
-            for k in ("n_bins", "d_model", "n_heads", "n_layers", "batch_size", "steps", "lr")
-        },
-        rounds=3,
-    ),
-    "paper": FairCauseSynConfig(
-        **{
-            k: getattr(local.PRESETS["paper"], k)
-            for k in ("n_bins", "d_model", "n_heads", "n_layers", "batch_size", "steps", "lr")
-        },
-        rounds=6,
-    ),
-}
+def _from_local(preset: str, **options) -> FairCauseSynConfig:
+    """The FairCauseSyn config with the local transformer of `local.PRESETS[preset]`."""
+    names = {f.name for f in dataclasses.fields(FairCauseSynConfig)}
+    generator = dataclasses.asdict(local.PRESETS[preset])
+    return FairCauseSynConfig(**{k: v for k, v in generator.items() if k in names}, **options)
+
+
+PRESETS = {"quick": _from_local("quick", rounds=3), "paper": _from_local("paper", rounds=6)}
 
 
 def _level(values: list, text: str, arg: str) -> Any:

@@ -140,18 +140,7 @@ def audit(
     """The causal measures of `frame` (`fairjax.causal.decompose`): measure -> (value, sd)."""
     if frame[roles.X].nunique() < 2:
         raise FairjaxError(f"the frame has a single value of X={roles.X!r}; nothing to audit.")
-    table = decompose(
-        frame,
-        X=roles.X,
-        Z=list(roles.Z),
-        W=list(roles.W),
-        Y=roles.Y,
-        x0=roles.x0,
-        x1=roles.x1,
-        key=key,
-        model=model,
-        n_folds=n_folds,
-    )
+    table = decompose(frame, **roles.kwargs(), key=key, model=model, n_folds=n_folds)
     return {
         m: (float(v), float(s))
         for m, v, s in zip(table.measure, table.value, table.sd, strict=True)

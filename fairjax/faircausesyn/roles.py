@@ -49,16 +49,21 @@ class CausalRoles(NamedTuple):
         """All role columns in causal order (X, *Z, *W, Y)."""
         return (self.X, *self.Z, *self.W, self.Y)
 
-    def to_dict(self) -> dict:
-        """JSON-friendly form (inverse: `CausalRoles.from_dict`)."""
+    def kwargs(self) -> dict:
+        """The roles as keyword arguments of `fairjax.causal.decompose` and
+        `fit_fair_predictor`: X, Z, W, Y, x0, x1."""
         return {
             "X": self.X,
             "Z": list(self.Z),
             "W": list(self.W),
             "Y": self.Y,
-            "x0": plain(self.x0),
-            "x1": plain(self.x1),
+            "x0": self.x0,
+            "x1": self.x1,
         }
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (inverse: `CausalRoles.from_dict`)."""
+        return {**self.kwargs(), "x0": plain(self.x0), "x1": plain(self.x1)}
 
     @classmethod
     def from_dict(cls, d: dict) -> CausalRoles:

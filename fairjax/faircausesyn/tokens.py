@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fairjax.errors import FairjaxError
+from fairjax.persist import plain
 
 BOS = 0
 
@@ -167,7 +168,7 @@ class RowTokenizer:
         """JSON-friendly form (inverse: `RowTokenizer.from_dict`)."""
 
         def lists(vs):
-            return [None if v is None else [_plain(x) for x in v] for v in vs]
+            return [None if v is None else [plain(x) for x in v] for v in vs]
 
         return {
             "columns": list(self.columns),
@@ -253,7 +254,7 @@ def fit_tokenizer(
         _check_no_missing(column, s)
         values = pd.unique(s)
         if column in categorical or not _is_numeric(s) or len(values) <= n_bins:
-            fields["categories"].append(tuple(_sorted([_plain(v) for v in values])))
+            fields["categories"].append(tuple(_sorted([plain(v) for v in values])))
             fields["edges"].append(None)
             fields["support"].append(None)
             fields["counts"].append(None)
@@ -265,7 +266,7 @@ def fit_tokenizer(
             support, counts = np.unique(x, return_counts=True)
             fields["categories"].append(None)
             fields["edges"].append(tuple(float(e) for e in np.unique(qs)))
-            fields["support"].append(tuple(_plain(v) for v in support))
+            fields["support"].append(tuple(plain(v) for v in support))
             fields["counts"].append(tuple(int(c) for c in counts))
     dtypes = tuple(str(frame[c].dtype) for c in columns)
     return RowTokenizer(columns, dtypes, **{k: tuple(v) for k, v in fields.items()})
@@ -302,7 +303,7 @@ def _lookup(column: str, categories: tuple, s: pd.Series) -> np.ndarray:
     index = {v: i for i, v in enumerate(categories)}
     ids = np.empty(len(s), np.int32)
     for i, v in enumerate(s.tolist()):
-        found = index.get(_plain(v))
+        found = index.get(plain(v))
         if found is None:
             raise FairjaxError(
                 f"column {column!r} has the value {v!r}, never seen in training; "
@@ -328,7 +329,3 @@ def _sorted(values: list) -> list:
         return sorted(values)
     except TypeError:
         return sorted(values, key=lambda v: (type(v).__name__, str(v)))
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -42,6 +42,7 @@ import pandas as pd
 from fairjax.data import Schema, TabularDataset
 from fairjax.errors import FairjaxError
 from fairjax.intersectional.groups import group_ids
+from fairjax.persist import plain
 
 __all__ = [
     "SETTINGS",
@@ -87,7 +88,7 @@ class Axis(NamedTuple):
         return {
             "column": self.column,
             "op": self.op,
-            "value": _plain(self.value),
+            "value": plain(self.value),
             "labels": list(self.labels),
         }
 
@@ -95,10 +96,6 @@ class Axis(NamedTuple):
     def from_dict(cls, d: dict) -> Axis:
         """Inverse of `to_dict`."""
         return cls(d["column"], d["op"], d["value"], tuple(d["labels"]))
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
 
 
 _NEGATE = {"==": "!=", "!=": "==", ">": "<=", ">=": "<", "<": ">=", "<=": ">"}
