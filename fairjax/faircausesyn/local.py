@@ -185,7 +185,9 @@ class LocalRowModel:
       tokenizer: the row tokenizer (columns in `roles.order`).
       params: Transformer parameters.
       history: training record ("loss": mean next-token cross-entropy over the last tenth
-        of the steps, in nats per token; "steps": optimizer steps so far).
+        of the steps, in nats per token; "steps": optimizer steps run; with a validation
+        split also "val_nll" (nats per token of the kept parameters), "best_step" and
+        "val_rows").
     """
 
     config: LocalConfig
