@@ -36,10 +36,8 @@ round of both refinement loops, all measures with standard errors, every classif
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -47,7 +45,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from experiments.common import jsonable
+from experiments.common import jsonable, log, preset_config, preset_parser
 from fairjax import datasets, generators
 from fairjax.causal import MEASURES, fit_fair_predictor, predict_fair
 from fairjax.causal.inputs import encode_features, fit_feature_encoder, protected_indicator
@@ -102,10 +100,6 @@ PRESETS = {
     ),
     "paper": ExperimentConfig(),
 }
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def split(key: jax.Array, frame: pd.DataFrame, roles: CausalRoles, test_fraction: float):
@@ -195,7 +189,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
     tables = {"real": train}
     model = None
     for mode, k in (("faithful", k_fit), ("fair", k_fair)):
-        _log(f"  {mode} refinement")
+        log(f"  {mode} refinement")
         config = dataclasses.replace(cfg.generator, mode=mode, rows_per_round=n_syn)
         model = pipeline.fit(
             k,
@@ -212,19 +206,21 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
             "goal": model.goal.to_dict(),
         }
     for b in cfg.baselines:
-        _log(f"  baseline {b}")
+        log(f"  baseline {b}")
         tables[b] = fit_baseline(
             jax.random.fold_in(k_base, len(tables)), b, train, dataset, roles, n_syn
         )
 
-    real = None
+    audits = {
+        gen: refine.audit(jax.random.fold_in(k_audit, i), rows, roles)
+        for i, (gen, rows) in enumerate(tables.items())
+    }
+    goal = refine.make_goal(audits["real"], mode="faithful")
     for i, (gen, rows) in enumerate(tables.items()):
-        m = refine.audit(jax.random.fold_in(k_audit, i), rows, roles)
-        real = m if gen == "real" else real
-        goal = refine.make_goal(real, mode="faithful")
+        m = audits[gen]
         rec["generators"][gen] = {"measures": _measures(m), "faithful_gap": goal.gap(m)}
         if gen in GENERATORS:
-            _log(f"  classifiers on {gen}")
+            log(f"  classifiers on {gen}")
             rec["generators"][gen]["classifiers"] = classifier_scores(
                 jax.random.fold_in(k_clf, i), cfg, roles, rows, test
             )
@@ -334,27 +330,9 @@ def markdown_classifiers(agg: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a preset; write the JSON records and the tables to --out."""
-    parser = argparse.ArgumentParser(
-        prog="experiments.faircausesyn",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--datasets", help="comma-separated subset of the preset's data sets")
-    parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
-    parser.add_argument("--out", default="results/faircausesyn")
-    parser.add_argument(
-        "--report-only", action="store_true", help="rebuild the tables from the JSON records"
-    )
+    parser = preset_parser("experiments.faircausesyn", __doc__, PRESETS, "results/faircausesyn")
     args = parser.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    if args.datasets:
-        cfg = dataclasses.replace(cfg, datasets=tuple(args.datasets.split(",")))
-    if args.seeds:
-        cfg = dataclasses.replace(cfg, seeds=tuple(int(s) for s in args.seeds.split(",")))
-    unknown = [d for d in cfg.datasets if d not in pipeline.ROLES]
-    if unknown:
-        parser.error(f"unknown data set(s) {unknown}; choose from {list(pipeline.ROLES)}")
+    cfg = preset_config(parser, args, PRESETS, pipeline.ROLES)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -365,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.report_only or path.exists():
                 records.append(json.loads(path.read_text()))
                 continue
-            _log(f"[{args.preset}] {name} seed {seed}")
+            log(f"[{args.preset}] {name} seed {seed}")
             rec = run_one(name, seed, cfg)
             path.write_text(json.dumps(jsonable(rec), indent=1))
             records.append(rec)
@@ -393,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     (out / "tables.md").write_text(text)
     print(text)
-    _log(f"wall time {time.time() - t0:.0f}s")
+    log(f"wall time {time.time() - t0:.0f}s")
     return 0
 
 

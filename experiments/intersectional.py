@@ -34,7 +34,6 @@ the same numbers.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -46,7 +45,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from experiments.common import jsonable
+from experiments.common import jsonable, log, preset_config, preset_parser
 from fairjax import metrics
 from fairjax.classifiers import logits_fn
 from fairjax.intersectional import augment, groups, pipeline, settings
@@ -123,10 +122,6 @@ PRESETS = {
 }
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def _fairness(y, pred, g, num_groups, *, n_bootstrap, seed) -> dict:
     """Test-style fairness metrics of predictions over groups 0..G-1."""
     values = np.arange(num_groups)
@@ -190,7 +185,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
             gcfg = dataclasses.replace(cfg.generator, sources=sources, parameterisation=p)
             t = time.time()
             models[sources, p] = pipeline.fit(gen_key, train_ds, config=gcfg, progress=False)
-            _log(
+            log(
                 f"  [{name} seed {seed}] generator {sources}/{p}: {time.time() - t:.0f}s, "
                 f"best step {models[sources, p].history['best_step']}"
             )
@@ -286,7 +281,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
             )
         record["methods"][method] = result
         t = result["test"]
-        _log(
+        log(
             f"  [{name} seed {seed}] {method:17s} BA {t['balanced_accuracy']:.3f} "
             f"DF {t['df_tpr']:.3f} worst TPR {t['worst_group_tpr']:.3f} "
             f"(selected {rows_out[chosen]})"
@@ -429,30 +424,10 @@ def plot(records: list[dict], agg: pd.DataFrame, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a preset; write JSON records, table.csv, table.md and the plot to --out."""
-    parser = argparse.ArgumentParser(
-        prog="experiments.intersectional",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--datasets", help="comma-separated subset of the preset's data sets")
-    parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
-    parser.add_argument("--out", default="results/intersectional")
+    parser = preset_parser("experiments.intersectional", __doc__, PRESETS, "results/intersectional")
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="rebuild table.csv, table.md and the plot from the JSON records in --out",
-    )
     args = parser.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    if args.datasets:
-        cfg = dataclasses.replace(cfg, datasets=tuple(args.datasets.split(",")))
-    if args.seeds:
-        cfg = dataclasses.replace(cfg, seeds=tuple(int(s) for s in args.seeds.split(",")))
-    unknown = [d for d in cfg.datasets if d not in settings.SETTINGS]
-    if unknown:
-        parser.error(f"unknown data set(s) {unknown}; choose from {list(settings.SETTINGS)}")
+    cfg = preset_config(parser, args, PRESETS, settings.SETTINGS)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -463,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.report_only:
                 records.append(json.loads(path.read_text()))
                 continue
-            _log(f"[{args.preset}] {name} seed {seed}")
+            log(f"[{args.preset}] {name} seed {seed}")
             rec = run_one(name, seed, cfg)
             path.write_text(json.dumps(jsonable(rec), indent=1))
             records.append(rec)
@@ -483,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_plot:
         plot(records, agg, out / "intersectional.png")
     print((out / "table.md").read_text())
-    _log(f"wall time {wall:.0f}s")
+    log(f"wall time {wall:.0f}s")
     return 0
 
 

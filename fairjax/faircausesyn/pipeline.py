@@ -130,8 +130,6 @@ class FairCauseSynConfig:
     api_key_env: str = "OPENAI_API_KEY"
 
     def __post_init__(self):
-        if self.mode not in refine.MODES:
-            raise FairjaxError(f"mode must be one of {refine.MODES}, got {self.mode!r}.")
         if self.backend not in BACKENDS:
             raise FairjaxError(f"backend must be one of {BACKENDS}, got {self.backend!r}.")
         if self.backend == "llm" and not (self.llm_url and self.llm_model):
@@ -160,16 +158,14 @@ def _split(text: str) -> tuple[str, ...]:
 
 def make_goal_options(config: FairCauseSynConfig) -> dict:
     """`refine.make_goal`'s options from the config (validated)."""
-    effects, bn = _split(config.effects), _split(config.business_necessity)
-    for name, given in (("effects", effects), ("business_necessity", bn)):
-        bad = [e for e in given if e not in refine.EFFECTS]
-        if bad:
-            raise FairjaxError(f"{name}: unknown effect(s) {bad}; choose from {refine.EFFECTS}.")
-    if not config.tolerance > 0:
-        raise FairjaxError(f"tolerance must be > 0, got {config.tolerance!r}.")
-    return dict(
-        mode=config.mode, effects=effects, business_necessity=bn, tolerance=config.tolerance
+    options = dict(
+        mode=config.mode,
+        effects=_split(config.effects),
+        business_necessity=_split(config.business_necessity),
+        tolerance=config.tolerance,
     )
+    refine.check_goal_options(**options)
+    return options
 
 
 def _from_local(preset: str, **options) -> FairCauseSynConfig:
@@ -234,9 +230,8 @@ class FairCauseSynModel:
       config: hyperparameters.
       roles: the causal roles.
       goal: the refinement goal (with the real data's measures).
-      state: the best round's generation state: path weights {"spurious", "indirect",
-        "direct"} (local) or the prompt feedback text or None (llm).
-      rounds: every round's log (`refine.Round.to_dict`).
+      rounds: every round's log (`refine.Round.to_dict`); the model generates with the
+        best round's state (`state`).
       generator: the local transformer (`local.LocalRowModel`), None for the llm backend.
       examples: real rows kept for the language model's prompts (None for local).
     """
@@ -244,7 +239,6 @@ class FairCauseSynModel:
     config: FairCauseSynConfig
     roles: CausalRoles
     goal: refine.Goal
-    state: Any
     rounds: list
     generator: local.LocalRowModel | None
     examples: pd.DataFrame | None
@@ -253,6 +247,12 @@ class FairCauseSynModel:
     def best(self) -> dict:
         """The log of the round whose state the model keeps."""
         return min(self.rounds, key=lambda r: r["gap"])
+
+    @property
+    def state(self) -> Any:
+        """The best round's generation state: path weights {"spurious", "indirect",
+        "direct"} (local) or the prompt feedback text or None (llm)."""
+        return self.best["state"]
 
     def sample(
         self,
@@ -293,7 +293,7 @@ class FairCauseSynModel:
         return frame
 
     def save(self, path: str | Path) -> None:
-        """Write the model to folder `path`: config.json, model.json (roles, goal, state,
+        """Write the model to folder `path`: config.json, model.json (roles, goal,
         rounds), and the transformer under local/ or the prompt examples as examples.csv."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -303,7 +303,6 @@ class FairCauseSynModel:
             "format_version": persist.FORMAT_VERSION,
             "roles": self.roles.to_dict(),
             "goal": self.goal.to_dict(),
-            "state": self.state,
             "rounds": self.rounds,
         }
         (path / "model.json").write_text(json.dumps(persist.plain(info), indent=2))
@@ -329,7 +328,6 @@ def load(path: str | Path) -> FairCauseSynModel:
         config,
         roles,
         refine.Goal.from_dict(info["goal"]),
-        info["state"],
         info["rounds"],
         generator,
         examples,
@@ -414,4 +412,4 @@ def fit(
         log_fn=log_fn,
     )
     rounds = [r.to_dict() for r in result.rounds]
-    return FairCauseSynModel(config, roles, goal, result.state, rounds, generator, examples)
+    return FairCauseSynModel(config, roles, goal, rounds, generator, examples)

@@ -86,6 +86,23 @@ class Goal(NamedTuple):
         return cls(d["mode"], dict(d["targets"]), d["scale"], d["tolerance"], real)
 
 
+def check_goal_options(
+    mode: str, effects: Sequence[str], business_necessity: Sequence[str], tolerance: float
+) -> None:
+    """FairjaxError naming the first bad option of `make_goal`."""
+    if mode not in MODES:
+        raise FairjaxError(f"mode must be one of {MODES}, got {mode!r}.")
+    for name, given in (("effects", effects), ("business_necessity", business_necessity)):
+        bad = [given] if isinstance(given, str) else [e for e in given if e not in EFFECTS]
+        if bad:
+            raise FairjaxError(
+                f"{name} must be a list drawn from {EFFECTS}; got {given!r} "
+                f"(unknown effect(s) {bad})."
+            )
+    if not tolerance > 0:
+        raise FairjaxError(f"tolerance must be > 0, got {tolerance!r}.")
+
+
 def make_goal(
     real: Measures,
     *,
@@ -104,14 +121,7 @@ def make_goal(
       business_necessity: effects kept at their real value in fair mode.
       tolerance: allowed gap, in units of |tv_real|.
     """
-    if mode not in MODES:
-        raise FairjaxError(f"mode must be one of {MODES}, got {mode!r}.")
-    for name, given in (("effects", effects), ("business_necessity", business_necessity)):
-        bad = [e for e in given if e not in EFFECTS]
-        if bad or isinstance(given, str):
-            raise FairjaxError(f"{name} must be a list drawn from {EFFECTS}; got {given!r}.")
-    if not tolerance > 0:
-        raise FairjaxError(f"tolerance must be > 0, got {tolerance!r}.")
+    check_goal_options(mode, effects, business_necessity, tolerance)
     scale = abs(real["tv"][0])
     if not scale > 1e-6:
         raise FairjaxError(
@@ -138,8 +148,6 @@ def audit(
     n_folds: int = 5,
 ) -> Measures:
     """The causal measures of `frame` (`fairjax.causal.decompose`): measure -> (value, sd)."""
-    if frame[roles.X].nunique() < 2:
-        raise FairjaxError(f"the frame has a single value of X={roles.X!r}; nothing to audit.")
     table = decompose(frame, **roles.kwargs(), key=key, model=model, n_folds=n_folds)
     return {
         m: (float(v), float(s))
