@@ -8,25 +8,74 @@ from fairjax.cli import main
 
 
 def test_fadm_adult_quick_writes_tables_cells_and_plot(tmp_path, capsys):
+    from experiments import fadm_adult
+
     out = tmp_path / "fadm_adult"
     argv = ["experiment", "fadm-adult", "--preset", "quick", "--methods", "real,FADM"]
     assert main([*argv, "--out", str(out)]) == 0
-    table = pd.read_csv(out / "table1.csv")
-    assert set(table["method"]) == {"real", "FADM"} and set(table["target"]) == {"Other"}
-    real = table[table["method"] == "real"].iloc[0]
-    assert 80 < real["acc_mean"] < 100  # a classifier trained on real source rows
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert list(summary.columns) == [
+        "method", "guide", "selection", "classifier", "acc", "acc_ci", "r_dp", "r_dp_ci",
+        "r_eop", "r_eop_ci", "leakage",
+    ]  # fmt: skip
+    rows = {(r.method, r.guide, r.selection) for r in summary.itertuples()}
+    fadm_rows = {("FADM", g, r) for g in ("entropy", "uniform") for r in ("accuracy", "fair")}
+    assert fadm_rows <= rows and ("real", "", "") in rows
+    assert {name for name, _, _ in fadm_adult.ANCHORS} <= {r[0] for r in rows}
+    assert set(summary["classifier"]) == {"mlp", "logistic"}
+    real = summary[(summary["method"] == "real") & (summary["classifier"] == "mlp")].iloc[0]
+    assert 80 < float(real["acc"]) < 100  # a classifier trained on real source rows
+    fadm = summary[summary["method"] == "FADM"]
+    assert ((fadm["leakage"].astype(float) >= 0) & (fadm["leakage"].astype(float) <= 1)).all()
     cells = sorted((out / "cells").glob("*.json"))
     assert len(cells) == 2
-    cell = json.loads(cells[0].read_text())
-    assert cell["target"] == "Other" and "validation_acc" in cell["selected"]
-    assert (out / "rdp_vs_acc.png").stat().st_size > 1000
+    cell = json.loads(next(c for c in cells if "FADM" in c.name).read_text())
+    assert cell["target"] == "Other" and set(cell["selected"]) == {
+        f"{g}|{r}" for g in ("entropy", "uniform") for r in ("accuracy", "fair")
+    }
+    # Every grid point is scored on validation and test; the curve lists them all.
+    assert (
+        set(cell["val"])
+        == set(cell["test"])
+        == {fadm_adult.point_tag(p) for p in fadm_adult.fadm_points(fadm_adult.PRESETS["quick"])}
+    )
+    curve = pd.read_csv(out / "curve.csv")
+    assert len(curve[(curve["method"] == "FADM") & (curve["classifier"] == "mlp")]) == 3
+    assert (out / "pareto_avg.png").stat().st_size > 1000
     md = (out / "table1.md").read_text()
-    assert "| real |" in md and "The paper's Table 1" in md
+    assert "| real |" in md and "The paper's Table 1" in md and "FADM (uniform, fair rule)" in md
 
-    # A second run reuses every cached cell and fit.
+    # A second run reuses every cached fit; a changed configuration is refused, not mixed.
     capsys.readouterr()
     assert main([*argv, "--out", str(out)]) == 0
     assert "(0s)" in capsys.readouterr().out
+    record = next((out / "fits").glob("FADM*.json"))
+    data = json.loads(record.read_text())
+    data["meta"]["n_synthetic"] = 1
+    record.write_text(json.dumps(data))
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_fadm_selection_rules():
+    from experiments.fadm_adult import Method, select
+
+    points = tuple(
+        {"guide": g, "lambda_z": lz}
+        for g, lz in (("uniform", 0.0), ("uniform", 4.0), ("uniform", 64.0), ("entropy", 4.0))
+    )
+    method = Method("FADM", "fadm", points=points)
+    scores = {  # tag -> validation sets -> classifier -> metrics
+        "guide=uniform,lambda_z=0.0": [{"mlp": {"acc": 85.0, "r_dp": 0.3, "r_eop": 0.7}}],
+        "guide=uniform,lambda_z=4.0": [{"mlp": {"acc": 84.0, "r_dp": 0.85, "r_eop": 0.7}}],
+        "guide=uniform,lambda_z=64.0": [{"mlp": {"acc": 80.0, "r_dp": 0.95, "r_eop": 0.7}}],
+        "guide=entropy,lambda_z=4.0": [{"mlp": {"acc": 86.0, "r_dp": 0.5, "r_eop": 0.7}}],
+    }
+    assert select(method, scores, "uniform", "accuracy") == "guide=uniform,lambda_z=0.0"
+    assert select(method, scores, "uniform", "fair") == "guide=uniform,lambda_z=4.0"
+    assert select(method, scores, "entropy", "accuracy") == "guide=entropy,lambda_z=4.0"
+    # No point reaches the four-fifths rule: the fairest one.
+    assert select(method, scores, "entropy", "fair") == "guide=entropy,lambda_z=4.0"
 
 
 def test_faircausesyn_quick_preset_writes_consistent_tables(tmp_path):

@@ -24,7 +24,7 @@ from fairjax.metrics.intersectional import (
     worst_best_ratio,
     worst_group_rate,
 )
-from fairjax.metrics.leakage import sensitive_leakage
+from fairjax.metrics.leakage import SensitiveProbe, fit_sensitive_probe, sensitive_leakage
 from fairjax.metrics.quality import (
     classifier_two_sample_test,
     dcr_summary,
@@ -36,6 +36,7 @@ __all__ = [
     "DifferentialFairness",
     "GroupRate",
     "GroupRates",
+    "SensitiveProbe",
     "accuracy",
     "balanced_accuracy",
     "best_group_rate",
@@ -49,6 +50,7 @@ __all__ = [
     "equal_opportunity_ratio",
     "equalized_odds_difference",
     "equalized_odds_ratio",
+    "fit_sensitive_probe",
     "group_rates",
     "intersectional_fairness",
     "roc_auc",

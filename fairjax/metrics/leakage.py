@@ -21,7 +21,8 @@ Evaluation code (numpy in, Python floats out); rows must be encoded by one encod
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -32,7 +33,7 @@ from fairjax.errors import FairjaxError
 from fairjax.metrics.quality import _rows
 from fairjax.metrics.utility import roc_auc
 
-__all__ = ["sensitive_leakage"]
+__all__ = ["SensitiveProbe", "fit_sensitive_probe", "sensitive_leakage"]
 
 CONFIDENT = 0.9  # p above this (or below 1 - this) counts as a confident call
 
@@ -40,6 +41,81 @@ CONFIDENT = 0.9  # p above this (or below 1 - this) counts as a confident call
 def _reading(p: np.ndarray) -> tuple[float, float]:
     """(mean |2p - 1|, share with max(p, 1 - p) > CONFIDENT) of probabilities p [n]."""
     return float(np.mean(np.abs(2.0 * p - 1.0))), float(np.mean(np.maximum(p, 1 - p) > CONFIDENT))
+
+
+class SensitiveProbe(NamedTuple):
+    """A fitted probe: `read(x [m, d]) -> {"confidence", "confident_share"}` of its p(s | x).
+
+    Attributes:
+      read: the reading function (pure numpy in, floats out).
+      reference: the readings and `probe_auc` on the held-out real rows, with `positive`
+        (the value of s that p refers to), `n_train` and `n_holdout`.
+    """
+
+    read: Callable[[ArrayLike], dict[str, float]]
+    reference: dict[str, Any]
+
+
+def fit_sensitive_probe(
+    key: jax.Array,
+    real_x: ArrayLike,
+    real_s: ArrayLike,
+    *,
+    holdout_fraction: float = 0.3,
+    l2: float = 1e-4,
+) -> SensitiveProbe:
+    """Train the probe of `sensitive_leakage` once, to read many tables with it.
+
+    Args:
+      key: PRNG key (the stratified real train / hold-out split).
+      real_x: [n, d] encoded real feature rows (the sensitive column itself excluded).
+      real_s: [n] the real rows' sensitive attribute, exactly two distinct values.
+      holdout_fraction: share of real rows (per value of s) held out to score the probe.
+      l2: L2 strength of the logistic probe (`make_logistic_regression`).
+
+    Returns:
+      A `SensitiveProbe`.
+
+    Raises:
+      FairjaxError: rows are not finite, shapes disagree, or s does not have two values.
+    """
+    x = _rows("real_x", real_x, min_rows=4)
+    s = np.asarray(real_s)
+    if s.shape != (len(x),):
+        raise FairjaxError(f"real_s must have shape ({len(x)},) to match real_x; got {s.shape}")
+    values, s_idx = np.unique(s, return_inverse=True)
+    if len(values) != 2:
+        raise FairjaxError(
+            f"sensitive_leakage needs a binary sensitive attribute; real_s has {len(values)} "
+            f"value(s) {values[:10].tolist()} (binarise it, e.g. one value against the rest)"
+        )
+    if not 0.0 < holdout_fraction < 1.0:
+        raise FairjaxError(f"holdout_fraction must lie in (0, 1); got {holdout_fraction!r}")
+    train, held = stratified_split(key, s_idx, holdout_fraction)
+    if len(held) == 0 or len(np.unique(s_idx[held])) < 2:
+        raise FairjaxError("too few real rows to hold out both values of the sensitive attribute")
+    probe = make_logistic_regression(l2=l2)
+    params = probe.fit(key, x[train].astype(np.float32), s_idx[train])
+    d = x.shape[1]
+
+    def proba(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(probe.predict_proba(params, rows.astype(np.float32)), np.float64)
+
+    def read(rows: ArrayLike) -> dict[str, float]:
+        conf, share = _reading(proba(_rows("synthetic_x", rows, d=d)))
+        return {"confidence": conf, "confident_share": share}
+
+    p_held = proba(x[held])
+    conf, share = _reading(p_held)
+    reference = {
+        "probe_auc": roc_auc(s_idx[held], p_held),
+        "confidence": conf,
+        "confident_share": share,
+        "positive": values[1].item() if hasattr(values[1], "item") else values[1],
+        "n_train": len(train),
+        "n_holdout": len(held),
+    }
+    return SensitiveProbe(read, reference)
 
 
 def sensitive_leakage(
@@ -70,36 +146,17 @@ def sensitive_leakage(
     Raises:
       FairjaxError: shapes disagree, rows are not finite, or s does not have two values.
     """
-    x = _rows("real_x", real_x, min_rows=4)
-    syn = _rows("synthetic_x", synthetic_x, d=x.shape[1])
-    s = np.asarray(real_s)
-    if s.shape != (len(x),):
-        raise FairjaxError(f"real_s must have shape ({len(x)},) to match real_x; got {s.shape}")
-    values, s_idx = np.unique(s, return_inverse=True)
-    if len(values) != 2:
-        raise FairjaxError(
-            f"sensitive_leakage needs a binary sensitive attribute; real_s has {len(values)} "
-            f"value(s) {values[:10].tolist()} (binarise it, e.g. one value against the rest)"
-        )
-    if not 0.0 < holdout_fraction < 1.0:
-        raise FairjaxError(f"holdout_fraction must lie in (0, 1); got {holdout_fraction!r}")
-    train, held = stratified_split(key, s_idx, holdout_fraction)
-    if len(held) == 0 or len(np.unique(s_idx[held])) < 2:
-        raise FairjaxError("too few real rows to hold out both values of the sensitive attribute")
-    probe = make_logistic_regression(l2=l2)
-    params = probe.fit(key, x[train].astype(np.float32), s_idx[train])
-    p_real = np.asarray(probe.predict_proba(params, x[held].astype(np.float32)), np.float64)
-    p_syn = np.asarray(probe.predict_proba(params, syn.astype(np.float32)), np.float64)
-    real_conf, real_share = _reading(p_real)
-    syn_conf, syn_share = _reading(p_syn)
+    probe = fit_sensitive_probe(key, real_x, real_s, holdout_fraction=holdout_fraction, l2=l2)
+    syn = probe.read(synthetic_x)
+    ref = probe.reference
     return {
-        "probe_auc": roc_auc(s_idx[held], p_real),
-        "real_confidence": real_conf,
-        "real_confident_share": real_share,
-        "synthetic_confidence": syn_conf,
-        "synthetic_confident_share": syn_share,
-        "positive": values[1].item() if hasattr(values[1], "item") else values[1],
-        "n_train": len(train),
-        "n_holdout": len(held),
-        "n_synthetic": len(syn),
+        "probe_auc": ref["probe_auc"],
+        "real_confidence": ref["confidence"],
+        "real_confident_share": ref["confident_share"],
+        "synthetic_confidence": syn["confidence"],
+        "synthetic_confident_share": syn["confident_share"],
+        "positive": ref["positive"],
+        "n_train": ref["n_train"],
+        "n_holdout": ref["n_holdout"],
+        "n_synthetic": len(np.asarray(synthetic_x)),
     }
