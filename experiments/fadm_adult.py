@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import time
 import zlib
 from pathlib import Path
@@ -41,6 +40,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from experiments import common
 from fairjax import classifiers, datasets, generators, metrics
 from fairjax.data import TabularDataset, TabularEncoder
 from fairjax.errors import FairjaxError
@@ -141,6 +141,7 @@ class Preset:
     select: bool = True
 
 
+NAME = "fadm_adult"
 PRESETS = {
     # Wiring check used by the test suite: 4 small domains (White, 38,903 rows, left out),
     # one target, generators trained for 60 steps. Its numbers mean nothing.
@@ -209,13 +210,22 @@ class Evaluator:
 class Runner:
     """Fits generators on domain subsets (cached), selects grid points, fills cells."""
 
-    def __init__(self, out: Path, preset: str, progress: bool):
+    def __init__(self, out: Path, preset: str, progress: bool, overwrite: bool = False):
         self.out, self.preset, self.progress = out, preset, progress
+        self.overwrite = overwrite
         self.domains, self.n_synthetic = PRESETS[preset].domains, PRESETS[preset].n_synthetic
         self.adult = datasets.load_adult()
         self.evaluator = Evaluator(self.adult)
         (out / "fits").mkdir(parents=True, exist_ok=True)
         (out / "cells").mkdir(parents=True, exist_ok=True)
+
+    def stamp(self, seed: int) -> dict:
+        """What every cached record of this preset and seed depends on (see
+        `experiments.common.cached_record`)."""
+        return common.run_stamp(NAME, self.preset, seed, PRESETS[self.preset], drop=("seeds",))
+
+    def cell_path(self, method: Method, target: str, seed: int) -> Path:
+        return self.out / "cells" / (_slug(f"{method.name}|{target}|{seed}") + ".json")
 
     def rows_of(self, domains) -> pd.DataFrame:
         return self.adult.frame[self.adult.frame["race"].isin(domains)].reset_index(drop=True)
@@ -226,8 +236,9 @@ class Runner:
         owner = method.fit_as or method.name
         tag = _slug(f"{owner}|{_point_tag(fit_point)}|{'+'.join(excluded)}|{seed}")
         path = self.out / "fits" / f"{tag}.json"
-        if path.exists():
-            return json.loads(path.read_text())
+        cached = common.cached_record(path, self.stamp(seed), overwrite=self.overwrite)
+        if cached is not None:
+            return cached
         train_domains = [d for d in self.domains if d not in excluded]
         key = jax.random.fold_in(jax.random.key(seed), zlib.crc32("+".join(excluded).encode()))
         fit_key, sample_key, clf_key = jax.random.split(key, 3)
@@ -247,8 +258,7 @@ class Runner:
             fitted = self.evaluator.fit(clf_key, table)
             scores[tag_p] = {d: self.evaluator.score(fitted, self.rows_of([d])) for d in excluded}
         result = {"scores": scores, "seconds": time.time() - start, "train_rows": len(train)}
-        path.write_text(json.dumps(result, indent=1))
-        return result
+        return common.write_record(path, result, self.stamp(seed))
 
     def _sample_points_for_fit(self, owner: str, method: Method) -> list[dict]:
         """Every sample-grid point of every method that shares this fit (one sampling pass)."""
@@ -270,9 +280,10 @@ class Runner:
 
     def cell(self, method: Method, target: str, seed: int) -> dict:
         """Select the grid point by leave-one-source-domain-out, then test on `target`."""
-        path = self.out / "cells" / (_slug(f"{method.name}|{target}|{seed}") + ".json")
-        if path.exists():
-            return json.loads(path.read_text())
+        path = self.cell_path(method, target, seed)
+        cached = common.cached_record(path, self.stamp(seed), overwrite=self.overwrite)
+        if cached is not None:
+            return cached
         sources = [d for d in self.domains if d != target]
         candidates = []
         if not PRESETS[self.preset].select:
@@ -298,8 +309,7 @@ class Runner:
             "test": final["scores"][tag][target],
             "train_seconds": final["seconds"],
         }
-        path.write_text(json.dumps(result, indent=1))
-        return result
+        return common.write_record(path, result, self.stamp(seed))
 
 
 def _point_tag(point: dict) -> str:
@@ -394,9 +404,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--methods", help="comma-separated row names (default: all)")
     parser.add_argument("--targets", help="comma-separated target domains (default: preset's)")
-    parser.add_argument(
-        "--out", help="output folder (default results/fadm_adult/PRESET; caches are per folder)"
-    )
+    common.add_output_options(parser, NAME)
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
     args = parser.parse_args(argv)
 
@@ -414,11 +422,25 @@ def main(argv=None) -> pd.DataFrame:
         if unknown:
             raise FairjaxError(f"--methods {unknown} unknown; rows are {[r.name for r in rows]}")
         rows = [r for r in rows if r.name in wanted]
-    out = Path(args.out or f"results/fadm_adult/{args.preset}")
-    runner = Runner(out, args.preset, args.progress)
+    out = common.out_folder(args, NAME)
+    tables = ["table1.csv", "table1.md", "rdp_vs_acc.png"]
+    cells = [(m, t, s) for m, t, s in itertools.product(rows, targets, seeds)]
+    runner = Runner(out, args.preset, args.progress, overwrite=args.overwrite)
+    stamps = {s: runner.stamp(s) for s in seeds}
+    cached = [
+        common.cached_record(runner.cell_path(*c), stamps[c[2]], overwrite=args.overwrite)
+        for c in cells
+    ]
+    replace = common.check_tables(
+        out,
+        tables,
+        overwrite=args.overwrite,
+        owned=any(r is not None for r in cached),
+        will_compute=any(r is None for r in cached),
+    )
     start = time.time()
-    cells = []
-    for method, target, seed in itertools.product(rows, targets, seeds):
+    jobs, cells = cells, []
+    for method, target, seed in jobs:
         t0 = time.time()
         cells.append(runner.cell(method, target, seed))
         test = cells[-1]["test"]["mlp"]
@@ -434,7 +456,8 @@ def main(argv=None) -> pd.DataFrame:
     summary_lr = summarise(cells, "logistic")
     table = to_markdown(summary, targets)
     table_lr = to_markdown(summary_lr, targets)
-    summary.to_csv(out / "table1.csv", index=False)
+    with common.table_file(out / "table1.csv", overwrite=replace) as tmp:
+        summary.to_csv(tmp, index=False)
     text = (
         f"# FADM Table 1 on Adult — preset `{args.preset}`\n\n"
         f"Command: `python -m experiments.fadm_adult --preset {args.preset}"
@@ -448,11 +471,12 @@ def main(argv=None) -> pd.DataFrame:
         f"## Downstream logistic regression\n\n{table_lr}\n\n"
         f"## The paper's Table 1 (arXiv 2406.09495)\n\n{paper_markdown()}\n"
     )
-    (out / "table1.md").write_text(text)
-    plot(summary, out / "rdp_vs_acc.png")
+    common.write_table(out / "table1.md", text, overwrite=replace)
+    with common.table_file(out / "rdp_vs_acc.png", overwrite=replace) as tmp:
+        plot(summary, tmp)
     print(text)
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

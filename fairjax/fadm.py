@@ -263,9 +263,12 @@ class FADMModel:
         v = self.sensitive_values[0]
         return "int64" if isinstance(v, (int, np.integer)) else object
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method="fadm")
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method="fadm", overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> FADMModel:

@@ -300,9 +300,12 @@ class GANModel:
             progress=progress,
         )
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method=METHOD)
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> GANModel:

@@ -220,9 +220,12 @@ class VAEModel:
         out = _compiled_reconstruct(self.config, Layout.of(self.encoder))(self.params, x)
         return common.order_columns(self.encoder.decode(np.asarray(out)), self.schema)
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method=METHOD)
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> VAEModel:
