@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,8 @@ def out_folder(args, name: str) -> Path:
     if out.exists():
         if not out.is_dir():
             raise FairjaxError(f"--out {out} is a file, not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise FairjaxError(f"--out {out}: cannot write there (permission denied)")
     else:
         outputs.check_target(out, kind="folder")
     return out

@@ -113,11 +113,11 @@ def cmd_evaluate(args) -> None:
         from fairjax.intersectional import settings
 
         synthetic = settings.binarise_frame(synthetic, settings.resolve_axes(real))
-    synthetic = _match_real(synthetic, real)
     # Match the real table's dtypes (a CSV round trip may turn int categories into str).
     for col in real.frame.columns.intersection(synthetic.columns):
         if pd.api.types.is_integer_dtype(real.frame[col]) and synthetic[col].dtype.kind == "f":
             synthetic[col] = synthetic[col].round()
+    synthetic = _match_real(synthetic, real)
     report = evaluate_synthetic(
         jax.random.key(args.seed),
         real,
@@ -141,14 +141,25 @@ def _match_real(synthetic, real):
     for col in real.schema.categorical:
         if col == label or col not in synthetic.columns:
             continue
-        known = set(real.frame[col].astype(str))
-        unknown = sorted(set(synthetic[col].astype(str)) - known)
+        known = {_category_key(v) for v in real.frame[col].unique()}
+        unknown = sorted({str(v) for v in synthetic[col].unique() if _category_key(v) not in known})
         if unknown:
+            real_values = sorted(str(v) for v in real.frame[col].unique())
             raise FairjaxError(
                 f"--synthetic column {col!r} has value(s) the real data never have: "
-                f"{unknown[:10]}; the real values are {sorted(known)[:20]}"
+                f"{unknown[:10]}; the real values are {real_values[:20]}"
             )
     return synthetic
+
+
+def _category_key(value):
+    """Numbers (and number-like text) compare as numbers (1 == 1.0 == "1"), the rest as text."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return str(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def cmd_fit(args) -> None:

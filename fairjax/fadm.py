@@ -272,8 +272,20 @@ class FADMModel:
 
 
 def load(path: str | Path) -> FADMModel:
-    """Read a model written by `FADMModel.save` (whatever device it was trained on)."""
-    return persist.load_model(FADMModel, path, method="fadm", config_cls=FADMConfig)
+    """Read and verify a model written by `FADMModel.save` (whatever device it was trained
+    on); parameters whose shapes do not fit the config are refused."""
+    model = persist.load_model(FADMModel, path, method="fadm", config_cls=FADMConfig)
+    dim = model.encoder.dim
+    modules = make_modules(model.config, dim, 2, len(model.sensitive_values))
+    expected = {
+        name: jax.eval_shape(
+            lambda k, m=m: nets.init_params(m, k, jnp.zeros(dim), jnp.zeros(())),
+            jax.random.key(0),
+        )
+        for name, m in zip(("score", "label", "sensitive"), modules, strict=True)
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 def _labels(key, n: int, labels, proportion: float) -> jax.Array:

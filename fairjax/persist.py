@@ -217,7 +217,8 @@ _COUNT_WORDS = ("steps", "width", "dim", "size", "blocks", "layers", "hidden", "
 def check_config_values(config: Any, *, where: str = "") -> None:
     """Generic checks of a config dataclass's values that every method shares: floats are
     finite, counts (fields whose names contain steps, width, dim, size, blocks, layers,
-    hidden, heads) are >= 1. Method-specific checks are each config's `__post_init__`."""
+    hidden, heads, ratio) are >= 1, learning rates (lr, *_lr) are > 0. Method-specific
+    checks are each config's `__post_init__`."""
     prefix = f"{where}: " if where else ""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
@@ -226,6 +227,10 @@ def check_config_values(config: Any, *, where: str = "") -> None:
         is_count = any(w in f.name for w in _COUNT_WORDS) and not f.name.startswith("warmup")
         if isinstance(value, int) and not isinstance(value, bool) and is_count and value < 1:
             raise FairjaxError(f"{prefix}{f.name} must be a positive integer; got {value!r}")
+        is_rate = f.name == "lr" or f.name.endswith("_lr")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and is_rate:
+            if not value > 0:
+                raise FairjaxError(f"{prefix}{f.name} must be positive; got {value!r}")
 
 
 def make_config(config_cls: type, values: Any, *, where: str) -> Any:
@@ -247,7 +252,7 @@ def make_config(config_cls: type, values: Any, *, where: str) -> Any:
         ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
         if expected is not bool and isinstance(value, bool):
             ok = False
-        if not ok and value is not None:
+        if not ok:
             raise FairjaxError(
                 f"{where}: config.json option {name}={value!r} is not a {expected.__name__}"
             )

@@ -202,8 +202,15 @@ class DDPMModel:
 
 
 def load(path: str | Path) -> DDPMModel:
-    """Read a model written by `DDPMModel.save`."""
-    return persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
+    """Read and verify a model written by `DDPMModel.save` (parameter shapes included)."""
+    model = persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
+    dim = model.encoder.dim
+    module = fadm.make_modules(model.config.fadm_config(), dim, 2, 2)[0]
+    expected = jax.eval_shape(
+        lambda k: nets.init_params(module, k, jnp.zeros(dim), jnp.zeros(())), jax.random.key(0)
+    )
+    persist.check_param_shapes(path, model.params, {"score": expected})
+    return model
 
 
 def make_networks(config: DDPMConfig, dim: int) -> fadm.Networks:

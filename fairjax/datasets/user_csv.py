@@ -79,7 +79,7 @@ def _read(path: Path, categorical: Sequence[str] = ()) -> pd.DataFrame:
 def _check_numeric(col: pd.Series, name: str) -> None:
     """A text column whose cells are numbers but for a few (<= 10%): an error naming the
     column, the first bad data row (1-based) and its value, not a silent categorical."""
-    if col.dtype != object:
+    if not _is_text(col):
         return
     present = col.notna().to_numpy()
     numbers = pd.to_numeric(col, errors="coerce").notna().to_numpy()
@@ -94,6 +94,10 @@ def _check_numeric(col: pd.Series, name: str) -> None:
         )
 
 
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or pd.api.types.is_string_dtype(col)
+
+
 def _warn_identifiers(frame: pd.DataFrame, name: str) -> None:
     """Warn about a column that looks like a row identifier: text that is (nearly) all
     distinct, or integers that count the rows (n distinct consecutive values)."""
@@ -103,7 +107,7 @@ def _warn_identifiers(frame: pd.DataFrame, name: str) -> None:
     for c in frame.columns:
         col = frame[c]
         distinct = col.nunique()
-        is_text = col.dtype == object and distinct >= 0.95 * n
+        is_text = _is_text(col) and distinct >= 0.95 * n
         is_count = (
             pd.api.types.is_integer_dtype(col)
             and distinct == n
