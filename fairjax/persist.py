@@ -149,6 +149,9 @@ def read_folder(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, b
     path = Path(path)
     manifest = read_manifest(path)
     files: dict[str, bytes] = {}
+    if manifest is None and not (path / "model.json").is_file():
+        what = f"missing {MANIFEST} and model.json"
+        raise FairjaxError(f"{path} is not a saved fairjax model: {what}")
     if manifest is None:
         warnings.warn(
             f"{path} has no {MANIFEST} (saved by an older fairjax): its files are not verified; "
