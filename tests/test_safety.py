@@ -584,6 +584,15 @@ def test_usage_errors_are_one_line(capsys, tmp_path):
     refused(capsys, tmp_path, "fit", "--data", "german", "--bogus", message="error:")
 
 
+def test_check_param_shapes_names_the_leaf():
+    expected = {"score": {"w": jax.ShapeDtypeStruct((3, 4), jnp.float32)}}
+    persist.check_param_shapes("m", {"score": {"w": np.zeros((3, 4))}}, expected)
+    with pytest.raises(FairjaxError, match=r"\['score'\]\['w'\] has shape \(4, 3\)"):
+        persist.check_param_shapes("m", {"score": {"w": np.zeros((4, 3))}}, expected)
+    with pytest.raises(FairjaxError, match=r"missing from params\.msgpack"):
+        persist.check_param_shapes("m", {"score": {}}, expected)
+
+
 def test_committed_results_are_untouched_by_this_file():
     """Runs last (file order): nothing above wrote into the repository's results/."""
     assert snapshot(ROOT / "results") == RESULTS_AT_IMPORT

@@ -320,8 +320,18 @@ class FairGANModel:
 
 
 def load(path: str | Path) -> FairGANModel:
-    """Read a model written by `FairGANModel.save`."""
-    return persist.load_model(FairGANModel, path, method=METHOD, config_cls=FairGANConfig)
+    """Read and verify a model written by `FairGANModel.save` (parameter shapes included)."""
+    model = persist.load_model(FairGANModel, path, method=METHOD, config_cls=FairGANConfig)
+    dim = Layout.of(model.encoder).dim
+    start, stop = _s_block(model.encoder, model.schema)
+    generator, d1, d2 = make_modules(model.config, dim, stop - start)
+    expected = {
+        "generator": nets.param_shapes(generator, model.config.latent_dim + stop - start),
+        "critic": nets.param_shapes(d1, dim),
+        "sensitive": nets.param_shapes(d2, dim - (stop - start)),
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:

@@ -309,8 +309,16 @@ class GANModel:
 
 
 def load(path: str | Path) -> GANModel:
-    """Read a model written by `GANModel.save`."""
-    return persist.load_model(GANModel, path, method=METHOD, config_cls=GANConfig)
+    """Read and verify a model written by `GANModel.save` (parameter shapes included)."""
+    model = persist.load_model(GANModel, path, method=METHOD, config_cls=GANConfig)
+    dim = Layout.of(model.encoder).dim
+    generator, critic = make_modules(model.config, dim)
+    expected = {
+        "generator": nets.param_shapes(generator, model.config.latent_dim),
+        "critic": nets.param_shapes(critic, dim),
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 @functools.lru_cache(maxsize=32)

@@ -229,8 +229,17 @@ class VAEModel:
 
 
 def load(path: str | Path) -> VAEModel:
-    """Read a model written by `VAEModel.save`."""
-    return persist.load_model(VAEModel, path, method=METHOD, config_cls=VAEConfig)
+    """Read and verify a model written by `VAEModel.save` (parameter shapes included)."""
+    model = persist.load_model(VAEModel, path, method=METHOD, config_cls=VAEConfig)
+    layout = Layout.of(model.encoder)
+    encoder, decoder = make_modules(model.config, layout.dim)
+    expected = {
+        "encoder": nets.param_shapes(encoder, layout.dim),
+        "decoder": nets.param_shapes(decoder, model.config.latent_dim),
+        "log_sigma": jax.ShapeDtypeStruct((len(layout.numeric),), jnp.float32),
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 @functools.lru_cache(maxsize=32)
