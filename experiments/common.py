@@ -141,10 +141,15 @@ def report_record(path: Path, preset: str) -> dict:
     return record
 
 
-def write_record(path: Path, record: dict, stamp: dict) -> dict:
-    """Write `record` with its "run" stamp to `path` atomically; returns the stamped record."""
+def write_record(path: Path, record: dict, stamp: dict, *, clean: bool = True) -> dict:
+    """Write `record` with its "run" stamp to `path` atomically; returns the stamped record.
+
+    `clean`: pass the record through `jsonable` (non-finite floats become null); False
+    writes NaN as JSON's NaN extension, which reads back as NaN.
+    """
     record = {**record, "run": stamp}
-    outputs.write_text(path, json.dumps(jsonable(record), indent=1), overwrite=True)
+    text = json.dumps(jsonable(record) if clean else record, indent=1)
+    outputs.write_text(path, text, overwrite=True)
     return record
 
 

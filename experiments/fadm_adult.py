@@ -258,7 +258,7 @@ class Runner:
             fitted = self.evaluator.fit(clf_key, table)
             scores[tag_p] = {d: self.evaluator.score(fitted, self.rows_of([d])) for d in excluded}
         result = {"scores": scores, "seconds": time.time() - start, "train_rows": len(train)}
-        return common.write_record(path, result, self.stamp(seed))
+        return common.write_record(path, result, self.stamp(seed), clean=False)
 
     def _sample_points_for_fit(self, owner: str, method: Method) -> list[dict]:
         """Every sample-grid point of every method that shares this fit (one sampling pass)."""
@@ -309,7 +309,7 @@ class Runner:
             "test": final["scores"][tag][target],
             "train_seconds": final["seconds"],
         }
-        return common.write_record(path, result, self.stamp(seed))
+        return common.write_record(path, result, self.stamp(seed), clean=False)
 
 
 def _point_tag(point: dict) -> str:
