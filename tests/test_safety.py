@@ -276,6 +276,27 @@ def test_a_run_never_reuses_records_it_did_not_make(capsys, tmp_path):
     refused(capsys, copy, *argv, message="pass --overwrite to recompute")
 
 
+def test_experiment_scripts_end_in_one_line_too(tmp_path):
+    """`python -m experiments.X` (a real process: the script's own entry point)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "experiments.faircausesyn", "--report-only", "--out", "empty"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=_env())
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: no record {Path('empty') / 'nhefs_seed0.json'}; run the experiment without "
+        "--report-only first"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _env():
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+
+
 def test_cached_record_requires_the_same_stamp(tmp_path):
     from experiments.intersectional import PRESETS
 
