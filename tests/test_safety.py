@@ -522,6 +522,13 @@ def test_identifier_like_column_gets_a_warning_naming_it(german_csv, tmp_path):
         read_table(tmp_path / "ids.csv")
 
 
+def test_categorical_lets_a_mixed_column_through(tmp_path, german_csv):
+    bad = _bad_csv(tmp_path, "stray", german_csv)
+    with pytest.raises(FairjaxError, match="data row 42"):
+        read_table(bad)
+    assert read_table(bad, categorical=["age"])["age"].iloc[41] == "forty"
+
+
 def test_positive_names_the_favourable_label_of_a_text_label(capsys, tmp_path, german_csv):
     frame = pd.read_csv(german_csv)
     frame["credit"] = np.where(frame["credit"] == 1, "good", "bad")
