@@ -1,13 +1,31 @@
-"""Helpers shared by the experiment scripts."""
+"""Helpers shared by the experiment scripts: the command line, and their outputs.
+
+Outputs: an experiment writes to `runs/<name>/<preset>/` unless `--out` says otherwise
+(`runs/` is git-ignored, so the committed `results/` change only when `--out` names them).
+Every record carries a "run" stamp (experiment, preset, seed, configuration); a record is
+reused only when its stamp equals this run's, and one that differs is refused unless
+`--overwrite` (then it is recomputed). Tables and plots are rebuilt from the records and
+written atomically; an existing one that would change needs `--overwrite` (one that comes
+out byte-identical is left alone, so `--report-only --out results/X` rebuilds committed
+tables without touching them).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
+import os
 import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fairjax import outputs
+from fairjax.errors import FairjaxError
 
 
 def jsonable(x):
@@ -25,22 +43,158 @@ def jsonable(x):
     return x
 
 
-def preset_parser(prog: str, doc: str, presets: dict, out: str) -> argparse.ArgumentParser:
+def preset_parser(prog: str, doc: str, presets: dict, name: str) -> argparse.ArgumentParser:
     """Command line of an experiment over data sets x seeds: --preset, --datasets, --seeds,
-    --out and --report-only (rebuild the tables from the JSON records in --out)."""
+    --out (default runs/`name`/PRESET), --overwrite and --report-only (rebuild the tables
+    from the JSON records in --out)."""
     parser = argparse.ArgumentParser(
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--preset", choices=sorted(presets), default="quick")
     parser.add_argument("--datasets", help="comma-separated subset of the preset's data sets")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
-    parser.add_argument("--out", default=out)
+    add_output_options(parser, name)
     parser.add_argument(
         "--report-only",
         action="store_true",
         help="rebuild the tables (and plot) from the JSON records in --out",
     )
     return parser
+
+
+def add_output_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """--out (default runs/`name`/PRESET) and --overwrite."""
+    parser.add_argument(
+        "--out", help=f"output folder (default runs/{name}/PRESET; records are cached there)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute records made by another preset/configuration and replace tables "
+        "that would change",
+    )
+
+
+def out_folder(args, name: str) -> Path:
+    """The output folder (--out or runs/`name`/PRESET), checked to be a writable folder."""
+    out = Path(args.out or f"runs/{name}/{args.preset}")
+    if out.exists():
+        if not out.is_dir():
+            raise FairjaxError(f"--out {out} is a file, not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise FairjaxError(f"--out {out}: cannot write there (permission denied)")
+    else:
+        outputs.check_target(out, kind="folder")
+    return out
+
+
+def run_stamp(experiment: str, preset: str, seed: int, config: Any, drop=("datasets", "seeds")):
+    """What a record depends on: the experiment, preset, seed and the configuration (the
+    config dataclass without the fields that only choose which records to make)."""
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in drop}
+    stamp = {"experiment": experiment, "preset": preset, "seed": seed, "config": values}
+    return json.loads(json.dumps(jsonable(stamp)))
+
+
+def cached_record(path: Path, stamp: dict, *, overwrite: bool) -> dict | None:
+    """The record at `path` if its "run" stamp equals `stamp`; None if there is none (or,
+    with `overwrite`, if it differs: it will be recomputed); else FairjaxError."""
+    if not path.exists():
+        return None
+    record = read_record(path)
+    if record.get("run") == stamp:
+        return record
+    if overwrite:
+        return None
+    made = record.get("run")
+    what = (
+        f"preset {made.get('preset')!r}, seed {made.get('seed')}, another configuration"
+        if isinstance(made, dict)
+        else "an unrecorded preset and configuration"
+    )
+    raise FairjaxError(
+        f"{path} was made by {what}, not by preset {stamp['preset']!r}, seed {stamp['seed']} "
+        "with this configuration; pass --overwrite to recompute it, or another --out"
+    )
+
+
+def read_record(path: Path) -> dict:
+    """A JSON record (FairjaxError if it is missing or not JSON)."""
+    if not path.is_file():
+        raise FairjaxError(f"no record {path}; run the experiment without --report-only first")
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FairjaxError(f"{path} is not a JSON record ({e})") from None
+
+
+def report_record(path: Path, preset: str) -> dict:
+    """A record for --report-only: any record, but not one stamped with another preset
+    (the tables would carry this preset's name)."""
+    record = read_record(path)
+    made = record.get("run")
+    if isinstance(made, dict) and made.get("preset") != preset:
+        raise FairjaxError(
+            f"{path} was made by preset {made.get('preset')!r}; pass --preset "
+            f"{made.get('preset')} to tabulate it"
+        )
+    return record
+
+
+def write_record(path: Path, record: dict, stamp: dict, *, clean: bool = True) -> dict:
+    """Write `record` with its "run" stamp to `path` atomically; returns the stamped record.
+
+    `clean`: pass the record through `jsonable` (non-finite floats become null); False
+    writes NaN as JSON's NaN extension, which reads back as NaN.
+    """
+    record = {**record, "run": stamp}
+    text = json.dumps(jsonable(record) if clean else record, indent=1)
+    outputs.write_text(path, text, overwrite=True)
+    return record
+
+
+def check_tables(out: Path, names, *, overwrite: bool, owned: bool, will_compute: bool) -> bool:
+    """Before any work: may tables `names` in `out` be replaced? Yes with `overwrite` or
+    when `owned` (some of this run's records are already there with this run's stamp, so
+    the tables are this run's own). Otherwise existing tables are refused at once if new
+    records would change them, and at the end kept only if they come out identical.
+
+    Returns:
+      the `overwrite` to pass to `table_file` / `write_table`.
+    """
+    if overwrite or owned:
+        return True
+    existing = [n for n in names if (out / n).exists()]
+    if existing and will_compute:
+        raise FairjaxError(
+            f"--out {out} already holds {existing} from another run, which new records would "
+            "change; pass --overwrite to replace them, or another --out"
+        )
+    return False
+
+
+@contextlib.contextmanager
+def table_file(path: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A temporary path to write a table or plot to; it replaces `path` atomically, is
+    dropped if identical to `path`, and needs `overwrite` to change an existing `path`."""
+    with outputs.atomic_file(path, overwrite=overwrite, keep_if_unchanged=True) as tmp:
+        yield tmp
+
+
+def write_table(path: Path, text: str, *, overwrite: bool) -> None:
+    """`table_file` for text."""
+    with table_file(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text)
+
+
+def entry_point(main: Callable[[list[str] | None], Any]) -> None:
+    """Run `main` as a script: a FairjaxError is one line on stderr and exit code 2."""
+    try:
+        main(None)
+    except FairjaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(0)
 
 
 def preset_config(parser: argparse.ArgumentParser, args, presets: dict, known) -> Any:

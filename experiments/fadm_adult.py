@@ -56,10 +56,12 @@ import jax
 import numpy as np
 import pandas as pd
 
-from fairjax import classifiers, datasets, generators, metrics
+from experiments import common
+from fairjax import classifiers, datasets, generators, metrics, outputs
 from fairjax.data import TabularDataset, TabularEncoder
 from fairjax.errors import FairjaxError
 
+NAME = "fadm_adult"
 DOMAINS = ("Amer-Indian-Eskimo", "Asian-Pac-Islander", "Black", "Other", "White")
 SHORT = {"Amer-Indian-Eskimo": "A-I-E", "Asian-Pac-Islander": "A-P-I", "Black": "Black",
          "Other": "Other", "White": "White"}  # fmt: skip
@@ -302,15 +304,12 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.=," else "_" for c in text)
 
 
-def _jsonable(x):
-    return json.loads(json.dumps(x, default=str))
-
-
 class Runner:
     """Fits generators on source rows (cached per fit), scores every grid point."""
 
-    def __init__(self, out: Path, preset_name: str, progress: bool):
+    def __init__(self, out: Path, preset_name: str, progress: bool, overwrite: bool = False):
         self.out, self.preset_name, self.progress = out, preset_name, progress
+        self.overwrite = overwrite
         self.preset = PRESETS[preset_name]
         self.adult = datasets.load_adult()
         self.evaluator = Evaluator(self.adult)
@@ -336,27 +335,18 @@ class Runner:
         under "val"); cached as JSON with what it depends on, reused only when it matches."""
         owner = method.fit_as or method.name
         owner_method = next(m for m in methods(self.preset) if m.name == owner)
-        meta = _jsonable(
-            {
-                "preset": self.preset_name,
-                "selection": self.preset.selection,
-                "seed": seed,
-                "method": owner,
-                "fit_options": owner_method.fit_options,
-                "points": [point_tag(p) for p in self._points(owner)],
-                "excluded": list(excluded),
-                "n_synthetic": self.preset.n_synthetic,
-            }
-        )
+        fit = {
+            "method": owner,
+            "fit_options": owner_method.fit_options,
+            "points": [point_tag(p) for p in self._points(owner)],
+            "excluded": list(excluded),
+        }
+        stamp = common.run_stamp(NAME, self.preset_name, seed, self.preset, drop=("seeds",))
+        stamp = json.loads(json.dumps(common.jsonable({**stamp, "fit": fit})))
         path = self.out / "fits" / (_slug(f"{owner}|{'+'.join(excluded)}|{seed}") + ".json")
-        if path.exists():
-            record = json.loads(path.read_text())
-            if record.get("meta") == meta:
-                return record
-            raise FairjaxError(
-                f"{path} was made with another configuration ({_diff(record.get('meta'), meta)}); "
-                "use another --out, or delete the folder to start over"
-            )
+        cached = common.cached_record(path, stamp, overwrite=self.overwrite)
+        if cached is not None:
+            return cached
         key = jax.random.fold_in(jax.random.key(seed), zlib.crc32("+".join(excluded).encode()))
         fit_key, sample_key, clf_key, probe_key = jax.random.split(key, 4)
         start = time.time()
@@ -391,14 +381,12 @@ class Runner:
                     for f, frame in frames.items()
                 }
         record = {
-            "meta": meta,
             "scores": scores,
             "probe": probe.reference,
             "seconds": time.time() - start,
             "train_rows": len(train),
         }
-        path.write_text(json.dumps(_jsonable(record), indent=1))
-        return record
+        return common.write_record(path, record, stamp, clean=False)
 
     def _points(self, owner: str) -> list[dict]:
         """Every grid point of every method that shares `owner`'s fits."""
@@ -444,13 +432,6 @@ class Runner:
             "probe": record["probe"],
             "selected": selected,
         }
-
-
-def _diff(old, new) -> str:
-    if not isinstance(old, dict):
-        return "no configuration recorded"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
 
 
 def _mean_scores(scores: list[dict]) -> dict:
@@ -652,7 +633,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--methods", help="comma-separated generator names (default: all)")
     parser.add_argument("--targets", help="comma-separated target domains (default: preset's)")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the preset's)")
-    parser.add_argument("--out", help="output folder (default runs/fadm_adult/PRESET)")
+    common.add_output_options(parser, NAME)
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
     args = parser.parse_args(argv)
 
@@ -671,16 +652,24 @@ def main(argv=None) -> pd.DataFrame:
         if unknown:
             raise FairjaxError(f"--methods {unknown} unknown; they are {[r.name for r in rows]}")
         rows = [r for r in rows if r.name in wanted]
-    out = Path(args.out or f"runs/fadm_adult/{args.preset}")
-    runner = Runner(out, args.preset, args.progress)
+    out = common.out_folder(args, NAME)
+    # The tables are this run's own when every record already in --out is this preset's.
+    records = sorted((out / "fits").glob("*.json")) if (out / "fits").is_dir() else []
+    owned = bool(records) and all(
+        (common.read_record(r).get("run") or {}).get("preset") == args.preset for r in records
+    )
+    replace = common.check_tables(
+        out, ["summary.csv", "table1.csv", "table1.md", "curve.csv", "pareto_avg.png"],
+        overwrite=args.overwrite, owned=owned, will_compute=True,
+    )  # fmt: skip
+    runner = Runner(out, args.preset, args.progress, overwrite=args.overwrite)
     start = time.time()
     cells = []
     for method, target, seed in itertools.product(rows, targets, seeds):
         t0 = time.time()
         cell = runner.cell(method, target, seed)
-        (out / "cells" / (_slug(f"{method.name}|{target}|{seed}") + ".json")).write_text(
-            json.dumps(_jsonable(cell), indent=1)
-        )
+        cell_path = out / "cells" / (_slug(f"{method.name}|{target}|{seed}") + ".json")
+        outputs.write_text(cell_path, json.dumps(common.jsonable(cell), indent=1), overwrite=True)
         cells.append(cell)
         picks = ", ".join(f"{k}: {v}" for k, v in cell["selected"].items())
         print(f"[{time.time() - start:7.0f}s] {method.name:<14} {SHORT[target]:<6} seed {seed}"
@@ -688,11 +677,13 @@ def main(argv=None) -> pd.DataFrame:
     wall = time.time() - start
     long, curve = long_rows(cells), curve_rows(cells)
     summary = average(long, ["method", "guide", "selection", "classifier"])
-    summary[["method", "guide", "selection", "classifier", "acc", "acc_ci", "r_dp", "r_dp_ci",
-             "r_eop", "r_eop_ci", "leakage"]].to_csv(out / "summary.csv", index=False)  # fmt: skip
-    long.to_csv(out / "table1.csv", index=False)
+    columns = ["method", "guide", "selection", "classifier", "acc", "acc_ci", "r_dp", "r_dp_ci",
+               "r_eop", "r_eop_ci", "leakage"]  # fmt: skip
     curve_avg = average(curve, ["method", "guide", "lambda_z", "lambda_y", "classifier"])
-    curve_avg.to_csv(out / "curve.csv", index=False)
+    for name, frame in (("summary.csv", summary[columns]), ("table1.csv", long),
+                        ("curve.csv", curve_avg)):  # fmt: skip
+        with common.table_file(out / name, overwrite=replace) as tmp:
+            frame.to_csv(tmp, index=False)
     command = f"python -m experiments.fadm_adult --preset {args.preset}" + "".join(
         f" --{k} {v}" for k, v in (("out", args.out), ("methods", args.methods),
                                    ("targets", args.targets), ("seeds", args.seeds)) if v
@@ -710,14 +701,14 @@ def main(argv=None) -> pd.DataFrame:
         f"## Downstream logistic regression\n\n{to_markdown(long, 'logistic', targets)}\n\n"
         f"## The paper's Table 1 (arXiv 2406.09495)\n\n{paper_markdown()}\n"
     )
-    (out / "table1.md").write_text(text)
-    plot(curve, long, out / "pareto_avg.png", None)
-    if len(targets) > 1:
-        for t in targets:
-            plot(curve, long, out / f"pareto_{_slug(SHORT[t])}.png", t)
+    common.write_table(out / "table1.md", text, overwrite=replace)
+    for t in [None, *targets] if len(targets) > 1 else [None]:
+        name = "pareto_avg.png" if t is None else f"pareto_{_slug(SHORT[t])}.png"
+        with common.table_file(out / name, overwrite=replace) as tmp:
+            plot(curve, long, tmp, t)
     print(text)
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

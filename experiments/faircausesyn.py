@@ -2,7 +2,7 @@
 
     python -m experiments.faircausesyn --preset quick      # NHEFS, one seed, a few minutes
     python -m experiments.faircausesyn --preset paper      # NHEFS and COMPAS, 3 seeds
-    python -m experiments.faircausesyn --preset paper --report-only   # tables again
+    python -m experiments.faircausesyn --preset paper --out results/faircausesyn --report-only
 
 Roles (`fairjax.faircausesyn.ROLES`): NHEFS X = sex (female -> male), Y = death by 1992,
 Z = {age, race}, W = education, smoking intensity and years, blood pressure, weight,
@@ -28,7 +28,8 @@ bias reduction of a measure =
 1 - mean |m(trained on synthetic)| / mean |m(trained on real)| for the same classifier,
 means over seeds.
 
-Outputs in --out (default results/faircausesyn/): `{dataset}_seed{seed}.json` (every
+Outputs in --out (default runs/faircausesyn/PRESET/; the committed results/faircausesyn/ was
+made with `--out results/faircausesyn`): `{dataset}_seed{seed}.json` (every
 round of both refinement loops, all measures with standard errors, every classifier),
 `measures.csv` and `classifiers.csv` (mean and standard deviation over seeds) and
 `tables.md` (both tables, as printed).
@@ -37,15 +38,14 @@ round of both refinement loops, all measures with standard errors, every classif
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 import pandas as pd
 
-from experiments.common import jsonable, log, preset_config, preset_parser
+from experiments import common
+from experiments.common import log, preset_config, preset_parser
 from fairjax import datasets, generators
 from fairjax.causal import MEASURES, fit_fair_predictor, predict_fair
 from fairjax.causal.inputs import encode_features, fit_feature_encoder, protected_indicator
@@ -88,6 +88,7 @@ class ExperimentConfig:
     patience: int = 10
 
 
+NAME = "faircausesyn"
 PRESETS = {
     # NHEFS, one seed, the quick transformer, two rounds, the VAE only: minutes on 2 cores.
     "quick": ExperimentConfig(
@@ -329,27 +330,46 @@ def markdown_classifiers(agg: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a preset; write the JSON records and the tables to --out."""
-    parser = preset_parser("experiments.faircausesyn", __doc__, PRESETS, "results/faircausesyn")
+    """Run a preset; write the JSON records and the tables to --out (default
+    runs/faircausesyn/PRESET)."""
+    parser = preset_parser("experiments.faircausesyn", __doc__, PRESETS, NAME)
     args = parser.parse_args(argv)
     cfg = preset_config(parser, args, PRESETS, pipeline.ROLES)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.out_folder(args, NAME)
     t0 = time.time()
-    records = []
-    for name in cfg.datasets:
-        for seed in cfg.seeds:
-            path = out / f"{name}_seed{seed}.json"
-            if args.report_only or path.exists():
-                records.append(json.loads(path.read_text()))
+    tables = ["measures.csv", "classifiers.csv", "tables.md"]
+    jobs = [
+        (name, seed, out / f"{name}_seed{seed}.json") for name in cfg.datasets for seed in cfg.seeds
+    ]
+    stamps = {path: common.run_stamp(NAME, args.preset, seed, cfg) for _, seed, path in jobs}
+    if args.report_only:
+        paths = [path for *_, path in jobs]
+        records = [common.report_record(p, args.preset) for p in paths]
+        owned = all(r.get("run") == stamps[p] for p, r in zip(paths, records, strict=True))
+        replace = common.check_tables(
+            out, tables, overwrite=args.overwrite, owned=owned, will_compute=False
+        )
+    else:
+        cached = {p: common.cached_record(p, stamps[p], overwrite=args.overwrite) for *_, p in jobs}
+        replace = common.check_tables(
+            out,
+            tables,
+            overwrite=args.overwrite,
+            owned=any(r is not None for r in cached.values()),
+            will_compute=any(r is None for r in cached.values()),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        records = []
+        for name, seed, path in jobs:
+            if cached[path] is not None:
+                records.append(cached[path])
                 continue
             log(f"[{args.preset}] {name} seed {seed}")
-            rec = run_one(name, seed, cfg)
-            path.write_text(json.dumps(jsonable(rec), indent=1))
-            records.append(rec)
+            records.append(common.write_record(path, run_one(name, seed, cfg), stamps[path]))
     measures, classifiers = summarise(records)
-    measures.to_csv(out / "measures.csv", index=False)
-    classifiers.to_csv(out / "classifiers.csv", index=False)
+    for table, file in ((measures, "measures.csv"), (classifiers, "classifiers.csv")):
+        with common.table_file(out / file, overwrite=replace) as tmp:
+            table.to_csv(tmp, index=False)
     wall = sum(r["seconds"] for r in records)
     header = (
         f"# FairCauseSyn (arXiv 2506.19082), preset `{args.preset}`\n\n"
@@ -369,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         + markdown_classifiers(classifiers)
         + "\n"
     )
-    (out / "tables.md").write_text(text)
+    common.write_table(out / "tables.md", text, overwrite=replace)
     print(text)
     log(f"wall time {time.time() - t0:.0f}s")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    common.entry_point(main)

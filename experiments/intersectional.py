@@ -2,7 +2,7 @@
 
     python -m experiments.intersectional --preset quick     # COMPAS, one seed, ~3 min
     python -m experiments.intersectional --preset paper     # both data sets, 5 seeds
-    python -m experiments.intersectional --preset paper --report-only   # tables, plot again
+    python -m experiments.intersectional --preset paper --out results/intersectional --report-only
 
 For every data set and seed: a 60/20/20 train/validation/test split stratified by
 (group, label) cell; four methods, each an MLP classifier on the encoded features (the
@@ -25,7 +25,8 @@ report the selected configurations: balanced accuracy, DF of the TPR ((count + 2
 TPR, per-group TPR, and for the augmentation methods the per-group C2ST balanced accuracy
 of the selected generator's rows against real training rows.
 
-Outputs in --out (default results/intersectional/): `{dataset}_seed{seed}.json` (every
+Outputs in --out (default runs/intersectional/PRESET/; the committed results/intersectional/
+was made with `--out results/intersectional`): `{dataset}_seed{seed}.json` (every
 candidate's validation scores, the selections, test metrics), `table.csv`, `table.md`
 (mean and standard deviation over seeds) and `intersectional.png` (DF vs balanced
 accuracy per method; per-group TPR bars). Everything is seeded: the same preset gives
@@ -35,8 +36,6 @@ the same numbers.
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -45,7 +44,8 @@ import jax
 import numpy as np
 import pandas as pd
 
-from experiments.common import jsonable, log, preset_config, preset_parser
+from experiments import common
+from experiments.common import log, preset_config, preset_parser
 from fairjax import metrics
 from fairjax.classifiers import logits_fn
 from fairjax.intersectional import augment, groups, pipeline, settings
@@ -97,6 +97,7 @@ class ExperimentConfig:
     c2st_rows: int = 1000
 
 
+NAME = "intersectional"
 PRESETS = {
     # About 2-3 minutes on 2 CPU cores.
     "quick": ExperimentConfig(
@@ -423,27 +424,46 @@ def plot(records: list[dict], agg: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a preset; write JSON records, table.csv, table.md and the plot to --out."""
-    parser = preset_parser("experiments.intersectional", __doc__, PRESETS, "results/intersectional")
+    """Run a preset; write JSON records, table.csv, table.md and the plot to --out
+    (default runs/intersectional/PRESET)."""
+    parser = preset_parser("experiments.intersectional", __doc__, PRESETS, NAME)
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     cfg = preset_config(parser, args, PRESETS, settings.SETTINGS)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.out_folder(args, NAME)
     t0 = time.time()
-    records = []
-    for name in cfg.datasets:
-        for seed in cfg.seeds:
-            path = out / f"{name}_seed{seed}.json"
-            if args.report_only:
-                records.append(json.loads(path.read_text()))
+    tables = ["table.csv", "table.md"] + ([] if args.no_plot else ["intersectional.png"])
+    jobs = [
+        (name, seed, out / f"{name}_seed{seed}.json") for name in cfg.datasets for seed in cfg.seeds
+    ]
+    stamps = {path: common.run_stamp(NAME, args.preset, seed, cfg) for _, seed, path in jobs}
+    if args.report_only:
+        paths = [path for *_, path in jobs]
+        records = [common.report_record(p, args.preset) for p in paths]
+        owned = all(r.get("run") == stamps[p] for p, r in zip(paths, records, strict=True))
+        replace = common.check_tables(
+            out, tables, overwrite=args.overwrite, owned=owned, will_compute=False
+        )
+    else:
+        cached = {p: common.cached_record(p, stamps[p], overwrite=args.overwrite) for *_, p in jobs}
+        replace = common.check_tables(
+            out,
+            tables,
+            overwrite=args.overwrite,
+            owned=any(r is not None for r in cached.values()),
+            will_compute=any(r is None for r in cached.values()),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        records = []
+        for name, seed, path in jobs:
+            if cached[path] is not None:
+                records.append(cached[path])
                 continue
             log(f"[{args.preset}] {name} seed {seed}")
-            rec = run_one(name, seed, cfg)
-            path.write_text(json.dumps(jsonable(rec), indent=1))
-            records.append(rec)
+            records.append(common.write_record(path, run_one(name, seed, cfg), stamps[path]))
     agg = summarise(records)
-    agg.to_csv(out / "table.csv", index=False)
+    with common.table_file(out / "table.csv", overwrite=replace) as tmp:
+        agg.to_csv(tmp, index=False)
     wall = sum(r["seconds"] for r in records) if args.report_only else time.time() - t0
     header = (
         f"# Intersectional augmentation (arXiv 2405.14521), preset `{args.preset}`\n\n"
@@ -454,13 +474,14 @@ def main(argv: list[str] | None = None) -> int:
         "IF_0.5: fairjax's IF_alpha of the TPR; C2ST BA: per-group balanced accuracy of "
         "real-vs-generated classifiers (0.5 = indistinguishable)."
     )
-    (out / "table.md").write_text(markdown(agg, header))
+    common.write_table(out / "table.md", markdown(agg, header), overwrite=replace)
     if not args.no_plot:
-        plot(records, agg, out / "intersectional.png")
+        with common.table_file(out / "intersectional.png", overwrite=replace) as tmp:
+            plot(records, agg, tmp)
     print((out / "table.md").read_text())
     log(f"wall time {wall:.0f}s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.entry_point(main)

@@ -1,7 +1,10 @@
 """The `fairjax` command line.
 
 Every sub-command validates its input and reports problems in one line on stderr with exit
-code 2 (no traceback unless `--debug`). `--json` switches printed tables to JSON.
+code 2 (no traceback unless `--debug`, which may stand anywhere on the line); warnings are
+one line each too. `--json` switches printed tables to JSON. Nothing is overwritten without
+`--overwrite`, and every output is written to a temporary name and renamed into place
+(`fairjax.outputs`).
 """
 
 from __future__ import annotations
@@ -12,26 +15,38 @@ import inspect
 import json
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from fairjax.errors import FairjaxError
+from fairjax import __version__
+from fairjax.errors import FairjaxError, FairjaxWarning
 from fairjax.generators import METHODS
+
+MAX_SEED = 2**32 - 1
+SAMPLE_CHUNK = 4096  # rows generated and written per step of `fairjax sample`
 
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def load_data(spec: str, *, label=None, sensitive=None, domain=None):
+def load_data(
+    spec: str, *, label=None, sensitive=None, domain=None, categorical=None, positive=None
+):
     """A bundled data set by name, or a CSV file (then `label` and `sensitive` are required).
 
-    For a bundled set, `label` / `sensitive` / `domain`, when given, override its schema.
+    For a bundled set, `label` / `sensitive` / `domain`, when given, override its schema;
+    `categorical` and `positive` apply to a CSV file only.
     """
     from fairjax import datasets
 
     names = [info.name for info in datasets.available()]
     if spec.lower() in names:
+        if categorical or positive is not None:
+            raise FairjaxError(
+                f"--categorical and --positive apply to a CSV file, not the bundled set {spec!r}"
+            )
         ds = datasets.load(spec)
         schema = dataclasses.replace(
             ds.schema,
@@ -46,7 +61,29 @@ def load_data(spec: str, *, label=None, sensitive=None, domain=None):
         )
     if not label or not sensitive:
         raise FairjaxError(f"a CSV file ({spec}) needs --label and --sensitive")
-    return datasets.load_csv(spec, label=label, sensitive=_split(sensitive), domain=domain)
+    return datasets.load_csv(
+        spec,
+        label=label,
+        sensitive=_split(sensitive),
+        domain=domain,
+        categorical=_split(categorical) or None,
+        positive=positive,
+    )
+
+
+def _load_args(args):
+    """`load_data` with the data options shared by fit and evaluate."""
+    return _with_setting(
+        load_data(
+            args.data if hasattr(args, "data") else args.real,
+            label=args.label,
+            sensitive=args.sensitive,
+            domain=args.domain,
+            categorical=args.categorical,
+            positive=args.positive,
+        ),
+        args.setting,
+    )
 
 
 def cmd_datasets(args) -> None:
@@ -70,11 +107,8 @@ def cmd_evaluate(args) -> None:
 
     from fairjax.evaluation import evaluate_synthetic, format_report
 
-    real = _with_setting(
-        load_data(args.real, label=args.label, sensitive=args.sensitive, domain=args.domain),
-        args.setting,
-    )
-    synthetic = _read_csv(args.synthetic, "--synthetic")
+    real = _load_args(args)
+    synthetic = _read_csv(args.synthetic, "--synthetic", categorical=real.schema.categorical)
     if args.setting:
         from fairjax.intersectional import settings
 
@@ -83,6 +117,7 @@ def cmd_evaluate(args) -> None:
     for col in real.frame.columns.intersection(synthetic.columns):
         if pd.api.types.is_integer_dtype(real.frame[col]) and synthetic[col].dtype.kind == "f":
             synthetic[col] = synthetic[col].round()
+    synthetic = _match_real(synthetic, real)
     report = evaluate_synthetic(
         jax.random.key(args.seed),
         real,
@@ -93,21 +128,59 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(_jsonable(report), indent=2) if args.json else format_report(report))
 
 
+def _match_real(synthetic, real):
+    """`synthetic` with a label written as the real label's names mapped to 0/1; an error
+    listing the values of a categorical column that the real data never has (e.g. "Male"
+    where the real data say "male")."""
+    label = real.schema.label
+    names = [str(v) for v in real.schema.label_names]
+    if label in synthetic.columns:
+        text = synthetic[label].astype(str)
+        if set(text) <= set(names) and not set(text) <= {"0", "1"}:
+            synthetic = synthetic.assign(**{label: (text == names[1]).astype("int64")})
+    for col in real.schema.categorical:
+        if col == label or col not in synthetic.columns:
+            continue
+        known = {_category_key(v) for v in real.frame[col].unique()}
+        unknown = sorted({str(v) for v in synthetic[col].unique() if _category_key(v) not in known})
+        if unknown:
+            real_values = sorted(str(v) for v in real.frame[col].unique())
+            raise FairjaxError(
+                f"--synthetic column {col!r} has value(s) the real data never have: "
+                f"{unknown[:10]}; the real values are {real_values[:20]}"
+            )
+    return synthetic
+
+
+def _category_key(value):
+    """Numbers (and number-like text) compare as numbers (1 == 1.0 == "1"), the rest as text."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return str(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def cmd_fit(args) -> None:
     import jax
 
-    from fairjax import generators
+    from fairjax import generators, outputs, persist
 
     method = generators.get(args.method)
     if args.preset not in method.PRESETS:
         raise FairjaxError(f"--preset {args.preset!r}: {args.method} has {list(method.PRESETS)}")
-    data = _with_setting(
-        load_data(args.data, label=args.label, sensitive=args.sensitive, domain=args.domain),
-        args.setting,
-    )
     config = _override(method.PRESETS[args.preset], _split_assignments(args.set))
+    outputs.check_target(
+        args.out, overwrite=args.overwrite, kind="folder", replaceable=persist.replaceable
+    )
+    data = _load_args(args)
     model = method.fit(jax.random.key(args.seed), data, config=config, progress=not args.quiet)
-    model.save(args.out)
+    model.save(
+        args.out,
+        overwrite=args.overwrite,
+        provenance=persist.provenance(seed=args.seed, data=data),
+    )
     print(
         f"fitted {args.method} ({args.preset}) on {data.name} ({len(data)} rows); "
         f"saved to {args.out}"
@@ -115,10 +188,9 @@ def cmd_fit(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    import jax
+    from fairjax import generators, outputs
 
-    from fairjax import generators
-
+    outputs.check_target(args.out, overwrite=args.overwrite)
     model = generators.load(args.model)
     options = {
         k: v
@@ -138,15 +210,36 @@ def cmd_sample(args) -> None:
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise FairjaxError(f"{flags} do(es) not apply to a {type(model).__name__}")
-    frame = model.sample(
-        jax.random.key(args.seed),
-        args.n,
-        progress=not args.quiet,
+    rows = write_samples(
+        model, args.seed, args.n, args.out, overwrite=args.overwrite, progress=not args.quiet,
         **options,
-    )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
-    print(f"wrote {len(frame)} rows to {args.out}")
+    )  # fmt: skip
+    print(f"wrote {rows} rows to {args.out}")
+
+
+def write_samples(model, seed: int, n: int, path, *, overwrite=False, progress=True, **options):
+    """Stream `n` rows of `model` to CSV file `path` in chunks of `SAMPLE_CHUNK` rows.
+
+    Chunk i is drawn with key `fold_in(key(seed), i)` (its labels too), written and
+    dropped, so memory does not grow with `n`; the file is written under a temporary
+    name and renamed when complete (`fairjax.outputs.atomic_file`). Returns the rows written.
+    """
+    import jax
+    from tqdm.auto import tqdm
+
+    from fairjax import outputs
+
+    key = jax.random.key(seed)
+    written = 0
+    with outputs.atomic_file(path, overwrite=overwrite) as tmp, open(tmp, "w", newline="") as f:
+        with tqdm(total=n, desc="sampling", unit="rows", disable=not progress) as bar:
+            for i, start in enumerate(range(0, n, SAMPLE_CHUNK)):
+                size = min(SAMPLE_CHUNK, n - start)
+                frame = model.sample(jax.random.fold_in(key, i), size, **options)
+                frame.to_csv(f, index=False, header=i == 0)
+                written += len(frame)
+                bar.update(len(frame))
+    return written
 
 
 def cmd_audit(args) -> None:
@@ -154,7 +247,7 @@ def cmd_audit(args) -> None:
 
     from fairjax import causal
 
-    frame = _audit_frame(args.data)
+    frame = _audit_frame(args.data, args.categorical)
     for arg, col in (("--X", args.X), ("--Y", args.Y)):
         if col not in frame.columns:
             raise FairjaxError(f"{arg} {col!r} not found; columns are {list(frame.columns)}")
@@ -179,13 +272,13 @@ def cmd_audit(args) -> None:
         print(causal.format_decomposition(table))
 
 
-def _audit_frame(spec: str):
+def _audit_frame(spec: str, categorical: str = ""):
     from fairjax import datasets
 
     names = [info.name for info in datasets.available()]
     if spec.lower() in names:
         return datasets.load(spec).frame
-    return _read_csv(spec, "--data")
+    return _read_csv(spec, "--data", categorical=_split(categorical))
 
 
 def _protected_levels(column, x0: str | None, x1: str | None):
@@ -253,7 +346,31 @@ def _override(config, overrides: dict):
             raise FairjaxError(
                 f"--set {name}={text}: expected a {type(current).__name__}"
             ) from None
-    return dataclasses.replace(config, **values)
+    try:
+        config = dataclasses.replace(config, **values)
+    except FairjaxError as e:
+        raise FairjaxError(f"--set: {e}") from None
+    from fairjax import persist
+
+    persist.check_config_values(config, where="--set")
+    return config
+
+
+def _config_help(method: str) -> str | None:
+    """Every `--set` field of `method` with its quick and paper defaults (None for an
+    unknown method: the command then reports it)."""
+    from fairjax import generators
+
+    try:
+        module = generators.get(method)
+    except FairjaxError:
+        return None
+    quick, paper = module.PRESETS["quick"], module.PRESETS["paper"]
+    lines = [f"--set fields of {method} (default with --preset quick; paper's if different):"]
+    for f in dataclasses.fields(quick):
+        a, b = getattr(quick, f.name), getattr(paper, f.name)
+        lines.append(f"  {f.name} = {a!r}" + (f"  (paper: {b!r})" if a != b else ""))
+    return "\n".join(lines)
 
 
 def _with_setting(data, setting: str | None):
@@ -265,18 +382,14 @@ def _with_setting(data, setting: str | None):
     return settings.apply_setting(data, setting)
 
 
-def _read_csv(path: str, arg: str):
-    import pandas as pd
+def _read_csv(path: str, arg: str, *, categorical: Sequence[str] = ()):
+    """A CSV file named by option `arg`, with the checks of `fit --data`'s files."""
+    from fairjax import datasets
 
-    p = Path(path)
-    if not p.exists():
-        raise FairjaxError(f"{arg}: file {path!r} not found")
-    if p.stat().st_size == 0:
-        raise FairjaxError(f"{arg}: file {path!r} is empty")
-    frame = pd.read_csv(p, skipinitialspace=True)
-    if len(frame) == 0:
-        raise FairjaxError(f"{arg}: file {path!r} has a header but no rows")
-    return frame
+    try:
+        return datasets.read_table(path, categorical=categorical)
+    except FairjaxError as e:
+        raise FairjaxError(f"{arg}: {e}") from None
 
 
 def _jsonable(x):
@@ -296,12 +409,23 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit 2), like fairjax's own errors."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with `fit_method`, `fit --help` lists that method's `--set` fields."""
+    parser = _Parser(
         prog="fairjax", description="Fair synthetic tabular data in JAX, and its evaluation."
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks on errors (anywhere on the line)"
+    )
+    parser.add_argument("--version", action="version", version=f"fairjax {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("datasets", help="list the bundled data sets")
     p.add_argument("--json", action="store_true")
@@ -322,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["adult", "compas"],
         help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
     )
+    _add_csv_options(p)
     p.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-quality", action="store_true", help="skip MMD / C2ST / DCR")
@@ -352,7 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("options", nargs=argparse.REMAINDER)
     p.set_defaults(run=cmd_experiment)
 
-    p = sub.add_parser("fit", help="fit a generator and save it to a folder")
+    p = sub.add_parser(
+        "fit",
+        help="fit a generator and save it to a folder",
+        epilog=_config_help(fit_method)
+        if fit_method
+        else "fairjax fit --method M --help lists M's --set fields and their defaults",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--method", default="fadm", help="generator: " + ", ".join(METHODS))
     p.add_argument("--data", required=True, help="bundled data set name or CSV file")
     p.add_argument("--label", help="label column (required for a CSV)")
@@ -363,16 +495,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["adult", "compas"],
         help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
     )
+    _add_csv_options(p)
     p.add_argument("--preset", choices=["quick", "paper"], default="quick")
     p.add_argument(
         "--set",
         action="append",
         metavar="NAME=VALUE",
-        help="override a config field, e.g. --set score_steps=500 --set meta=off",
+        help="override a config field, e.g. --set score_steps=500 --set meta=off "
+        "(fields: see the end of this help)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=f"0 .. {MAX_SEED}")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", required=True, help="folder to save the model to")
+    p.add_argument("--out", required=True, help="folder to save the model to (must not exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     p.set_defaults(run=cmd_fit)
 
     p = sub.add_parser("sample", help="generate rows from a saved model")
@@ -397,9 +532,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, help="solver steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--out", required=True, help="CSV file to write (must not exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(run=cmd_sample)
     return parser
+
+
+def _add_csv_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--positive", help="label value that means the favourable outcome (a CSV whose label "
+        "is not 0/1)",
+    )  # fmt: skip
+    p.add_argument("--categorical", help="extra categorical columns of a CSV, comma separated")
 
 
 def _positive_int(text: str) -> int:
@@ -411,15 +555,46 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fairjax` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except FairjaxError as err:
-        if args.debug:
-            raise
-        print(f"fairjax {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    args = build_parser(_help_method(argv)).parse_args(argv)
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, FairjaxWarning):
+                print(f"fairjax {args.command}: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        try:
+            _check_seed(getattr(args, "seed", None))
+            args.run(args)
+        except FairjaxError as err:
+            if debug:
+                raise
+            print(f"fairjax {args.command}: error: {err}", file=sys.stderr)
+            return 2
     return 0
+
+
+def _help_method(argv: list[str]) -> str | None:
+    """The method of a `fit ... --help` line (fadm by default), else None."""
+    if "fit" not in argv or not {"-h", "--help"} & set(argv):
+        return None
+    for i, a in enumerate(argv):
+        if a == "--method" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--method="):
+            return a.partition("=")[2]
+    return "fadm"
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise FairjaxError(f"--seed {seed} is out of range; use an integer in [0, {MAX_SEED}]")
 
 
 if __name__ == "__main__":

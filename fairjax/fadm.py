@@ -319,14 +319,24 @@ class FADMModel:
         v = self.sensitive_values[0]
         return "int64" if isinstance(v, (int, np.integer)) else object
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method="fadm")
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method="fadm", overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> FADMModel:
-    """Read a model written by `FADMModel.save` (whatever device it was trained on)."""
-    return persist.load_model(FADMModel, path, method="fadm", config_cls=FADMConfig)
+    """Read and verify a model written by `FADMModel.save` (whatever device it was trained
+    on); parameters whose shapes do not fit the config are refused."""
+    model = persist.load_model(FADMModel, path, method="fadm", config_cls=FADMConfig)
+    dim = model.encoder.dim
+    modules = make_modules(model.config, dim, 2, len(model.sensitive_values))
+    names = ("score", "label", "sensitive")
+    expected = {n: nets.param_shapes(m, dim, ()) for n, m in zip(names, modules, strict=True)}
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 def _labels(key, n: int, labels, proportion: float) -> jax.Array:

@@ -6,7 +6,7 @@ Every method module provides the same interface:
     fit(key, dataset, *, config, progress=True) -> Model
     load(path) -> Model
     Model.sample(key, n, *, label_proportion=0.5, progress=False, **method_options) -> DataFrame
-    Model.save(path)
+    Model.save(path, *, overwrite=False, provenance=None)   # a verified folder (persist)
 """
 
 from __future__ import annotations

@@ -154,6 +154,14 @@ def init_params(module: nn.Module, key: jax.Array, *example_inputs: jax.Array):
     return module.init(key, *example_inputs)["params"]
 
 
+def param_shapes(module: nn.Module, *input_shapes: int | tuple[int, ...]):
+    """Shapes (`jax.ShapeDtypeStruct`s) of `init_params(module, key, zeros(shape), ...)`,
+    without computing them (e.g. `param_shapes(net, dim, ())` for inputs x[dim], t[]);
+    for checking loaded parameters against a config."""
+    inputs = [jnp.zeros(shape) for shape in input_shapes]
+    return jax.eval_shape(lambda key: init_params(module, key, *inputs), jax.random.key(0))
+
+
 def make_apply(module: nn.Module) -> Callable:
     """`fn(params, *inputs)`: the module as a pure function of its parameter pytree."""
     return lambda params, *inputs: module.apply({"params": params}, *inputs)

@@ -18,6 +18,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from fairjax.errors import FairjaxError
 from fairjax.meta import MetaState
 
 LossFn = Callable[[Any, Any, jax.Array], jax.Array]  # (params, batch, key) -> []
@@ -99,6 +100,9 @@ def run(
 
     Returns:
       (final or, with `eval_fn`, best state, [steps run, ...] float32 losses).
+
+    Raises:
+      FairjaxError: a loss is NaN or infinite (training diverged), naming `desc` and the step.
     """
     chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, tuple(jax.devices()))
     losses = []
@@ -108,6 +112,7 @@ def run(
             n = min(chunk_size, num_steps - start)
             state, loss = chunk(state, data, key, start, jnp.arange(chunk_size) < n)
             losses.append(np.asarray(loss[:n]))
+            _check_finite(losses[-1], desc, start, num_steps)
             bar.set_postfix(loss=f"{float(losses[-1].mean()):.4f}")
             bar.update(n)
             if eval_fn is None:
@@ -121,6 +126,19 @@ def run(
                     break
     losses = np.concatenate(losses) if losses else np.zeros(0, np.float32)
     return (state if eval_fn is None else best), losses
+
+
+def _check_finite(losses: np.ndarray, desc: str, start: int, num_steps: int) -> None:
+    """FairjaxError naming the network (`desc`) and the first step whose loss is not finite:
+    training diverged, and its parameters must not be used or saved."""
+    bad = ~np.isfinite(losses.reshape(len(losses), -1)).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FairjaxError(
+            f"training of {desc!r} diverged: the loss is {losses[i].tolist()} at step "
+            f"{start + i + 1} of {num_steps}; its parameters are unusable (try a smaller "
+            "learning rate or another seed)"
+        )
 
 
 @functools.lru_cache(maxsize=64)

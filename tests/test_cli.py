@@ -128,7 +128,7 @@ def test_bad_files_exit_2_naming_the_problem(capsys, tmp_path, german_csv):
     header_only.write_text(",".join(real.columns) + "\n")
     cases = [
         (str(empty), "empty"),
-        (str(header_only), "no rows"),
+        (str(header_only), "no data rows"),
         (_write(tmp_path / "nolabel.csv", real.drop(columns="credit")), "lacks column"),
         (_write(tmp_path / "threelabel.csv", real.assign(credit=np.arange(1000) % 3)), "0/1"),
         (_write(tmp_path / "onelabel.csv", real.assign(credit=1)), "only 1"),

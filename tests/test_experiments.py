@@ -51,7 +51,7 @@ def test_fadm_adult_quick_writes_tables_cells_and_plot(tmp_path, capsys):
     assert "(0s)" in capsys.readouterr().out
     record = next((out / "fits").glob("FADM*.json"))
     data = json.loads(record.read_text())
-    data["meta"]["n_synthetic"] = 1
+    data["run"]["config"]["n_synthetic"] = 1
     record.write_text(json.dumps(data))
     assert main([*argv, "--out", str(out)]) == 2
     assert "another configuration" in capsys.readouterr().err

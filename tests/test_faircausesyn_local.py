@@ -389,7 +389,7 @@ def test_bad_sampling_arguments(model):
 def test_save_load_sample_identical(model, tmp_path):
     model.save(tmp_path / "m")
     saved = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert saved == sorted(local.FILES)
+    assert saved == sorted([*local.FILES, "manifest.json"])
     back = local.load_local(tmp_path / "m")
     assert back.config == model.config and back.roles == model.roles
     assert back.tokenizer == model.tokenizer and back.history == model.history

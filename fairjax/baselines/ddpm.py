@@ -193,14 +193,21 @@ class DDPMModel:
             progress=progress,
         )
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method=METHOD)
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> DDPMModel:
-    """Read a model written by `DDPMModel.save`."""
-    return persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
+    """Read and verify a model written by `DDPMModel.save` (parameter shapes included)."""
+    model = persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
+    dim = model.encoder.dim
+    module = fadm.make_modules(model.config.fadm_config(), dim, 2, 2)[0]
+    persist.check_param_shapes(path, model.params, {"score": nets.param_shapes(module, dim, ())})
+    return model
 
 
 def make_networks(config: DDPMConfig, dim: int) -> fadm.Networks:

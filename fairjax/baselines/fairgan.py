@@ -311,14 +311,27 @@ class FairGANModel:
             progress=progress,
         )
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method=METHOD)
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> FairGANModel:
-    """Read a model written by `FairGANModel.save`."""
-    return persist.load_model(FairGANModel, path, method=METHOD, config_cls=FairGANConfig)
+    """Read and verify a model written by `FairGANModel.save` (parameter shapes included)."""
+    model = persist.load_model(FairGANModel, path, method=METHOD, config_cls=FairGANConfig)
+    dim = Layout.of(model.encoder).dim
+    start, stop = _s_block(model.encoder, model.schema)
+    generator, d1, d2 = make_modules(model.config, dim, stop - start)
+    expected = {
+        "generator": nets.param_shapes(generator, model.config.latent_dim + stop - start),
+        "critic": nets.param_shapes(d1, dim),
+        "sensitive": nets.param_shapes(d2, dim - (stop - start)),
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:

@@ -300,14 +300,25 @@ class GANModel:
             progress=progress,
         )
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method=METHOD)
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> GANModel:
-    """Read a model written by `GANModel.save`."""
-    return persist.load_model(GANModel, path, method=METHOD, config_cls=GANConfig)
+    """Read and verify a model written by `GANModel.save` (parameter shapes included)."""
+    model = persist.load_model(GANModel, path, method=METHOD, config_cls=GANConfig)
+    dim = Layout.of(model.encoder).dim
+    generator, critic = make_modules(model.config, dim)
+    expected = {
+        "generator": nets.param_shapes(generator, model.config.latent_dim),
+        "critic": nets.param_shapes(critic, dim),
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 @functools.lru_cache(maxsize=32)

@@ -220,14 +220,26 @@ class VAEModel:
         out = _compiled_reconstruct(self.config, Layout.of(self.encoder))(self.params, x)
         return common.order_columns(self.encoder.decode(np.asarray(out)), self.schema)
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
-        persist.save_model(self, path, method=METHOD)
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> VAEModel:
-    """Read a model written by `VAEModel.save`."""
-    return persist.load_model(VAEModel, path, method=METHOD, config_cls=VAEConfig)
+    """Read and verify a model written by `VAEModel.save` (parameter shapes included)."""
+    model = persist.load_model(VAEModel, path, method=METHOD, config_cls=VAEConfig)
+    layout = Layout.of(model.encoder)
+    encoder, decoder = make_modules(model.config, layout.dim)
+    expected = {
+        "encoder": nets.param_shapes(encoder, layout.dim),
+        "decoder": nets.param_shapes(decoder, model.config.latent_dim),
+        "log_sigma": jax.ShapeDtypeStruct((len(layout.numeric),), jnp.float32),
+    }
+    persist.check_param_shapes(path, model.params, expected)
+    return model
 
 
 @functools.lru_cache(maxsize=32)

@@ -17,7 +17,7 @@ from fairjax.datasets.bundled import (
     load_german,
     load_nhefs,
 )
-from fairjax.datasets.user_csv import load_csv
+from fairjax.datasets.user_csv import load_csv, read_table
 
 __all__ = [
     "DatasetInfo",
@@ -28,4 +28,5 @@ __all__ = [
     "load_csv",
     "load_german",
     "load_nhefs",
+    "read_table",
 ]

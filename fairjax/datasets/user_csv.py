@@ -6,8 +6,11 @@ names the file, the column or argument, the bad value and what would be accepted
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pandas as pd
 
 from fairjax.data import TabularDataset, infer_schema
 from fairjax.datasets._frames import strip_strings
-from fairjax.errors import FairjaxError
+from fairjax.errors import FairjaxError, FairjaxWarning
 
 
 def _preview(values, limit: int = 10) -> str:
@@ -26,21 +29,119 @@ def _preview(values, limit: int = 10) -> str:
     return ", ".join(repr(v) for v in shown) + more
 
 
-def _read(path: Path) -> pd.DataFrame:
-    """Parse the file; strip column names and string cells."""
+def _read(path: Path, categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """Parse the file (UTF-8, one header row, the same number of fields in every row, no
+    duplicate column names); strip column names and string cells; refuse a numeric column
+    with a few non-numeric cells (unless it is in `categorical`); warn about a column that
+    looks like an identifier."""
+    name = repr(str(path))
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "not found"
-        raise FairjaxError(f"data file {str(path)!r} {what}")
+        raise FairjaxError(f"data file {name} {what}")
+    raw = path.read_bytes()
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FairjaxError(
+            f"data file {name} is not UTF-8 text (byte {raw[e.start]:#04x} at offset "
+            f"{e.start}); save it as UTF-8 CSV"
+        ) from None
+    if not text.strip():
+        raise FairjaxError(f"data file {name} is empty; expected a header row")
+    rows = [r for r in csv.reader(io.StringIO(text)) if r]
+    header = [c.strip() for c in rows[0]]
+    seen = {c for c in header if header.count(c) > 1}
+    if seen:
+        raise FairjaxError(f"data file {name} has duplicate column names {sorted(seen)}")
+    for i, r in enumerate(rows[1:], start=1):
+        if len(r) != len(header):
+            raise FairjaxError(
+                f"data file {name} is ragged: data row {i} has {len(r)} fields, the header "
+                f"has {len(header)}"
+            )
+    try:
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise FairjaxError(f"data file {str(path)!r} is empty; expected a header row") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise FairjaxError(f"could not parse {str(path)!r} as CSV: {e}") from None
+        raise FairjaxError(f"data file {name} is empty; expected a header row") from None
+    except pd.errors.ParserError as e:
+        raise FairjaxError(f"could not parse {name} as CSV: {e}") from None
     if len(frame) == 0:
-        raise FairjaxError(f"data file {str(path)!r} has a header but no data rows")
+        raise FairjaxError(f"data file {name} has a header but no data rows")
     frame.columns = [str(c).strip() for c in frame.columns]
-    return strip_strings(frame)
+    frame = strip_strings(frame)
+    for c in frame.columns:
+        if c not in categorical:
+            _check_numeric(frame[c], name)
+    _warn_identifiers(frame, name)
+    return frame
+
+
+def _check_numeric(col: pd.Series, name: str) -> None:
+    """A text column whose cells are numbers but for a few (<= 10%): an error naming the
+    column, the first bad data row (1-based) and its value, not a silent categorical."""
+    if not _is_text(col):
+        return
+    present = col.notna().to_numpy()
+    numbers = pd.to_numeric(col, errors="coerce").notna().to_numpy()
+    bad = present & ~numbers
+    n_present = int(present.sum())
+    if bad.any() and numbers.sum() >= 0.9 * n_present:
+        row = int(np.argmax(bad))
+        raise FairjaxError(
+            f"data file {name}: column {col.name!r} is numeric but data row {row + 1} holds "
+            f"{col.iloc[row]!r} ({int(bad.sum())} such cell(s)); fix those cells, or declare "
+            "the column categorical (categorical= / --categorical)"
+        )
+
+
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or pd.api.types.is_string_dtype(col)
+
+
+def _warn_identifiers(frame: pd.DataFrame, name: str) -> None:
+    """Warn about a column that looks like a row identifier: text that is (nearly) all
+    distinct, or integers that count the rows (n distinct consecutive values)."""
+    n = len(frame)
+    if n < 20:
+        return
+    for c in frame.columns:
+        col = frame[c]
+        distinct = col.nunique()
+        is_text = _is_text(col) and distinct >= 0.95 * n
+        is_count = (
+            pd.api.types.is_integer_dtype(col)
+            and distinct == n
+            and int(col.max()) - int(col.min()) == n - 1
+        )
+        if is_text or is_count:
+            warnings.warn(
+                f"data file {name}: column {c!r} looks like an identifier ({distinct} distinct "
+                f"values in {n} rows); drop it, or a model will treat it as a feature",
+                FairjaxWarning,
+                stacklevel=3,
+            )
+
+
+def read_table(path: str | os.PathLike, *, categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV file of rows (e.g. synthetic ones) with the checks of `load_csv`'s file:
+    UTF-8, not ragged, no duplicate column names, no missing cells, numeric columns numeric.
+
+    Args:
+      path: CSV file with a header row.
+      categorical: columns allowed to mix numbers and text.
+
+    Returns:
+      the frame, column names and string cells stripped.
+
+    Raises:
+      FairjaxError naming the file and the problem (column, 1-based data row, value).
+    """
+    frame = _read(Path(path), tuple(categorical))
+    try:
+        _check_no_missing(frame)
+    except FairjaxError as e:
+        raise FairjaxError(f"{path}: {e}") from None
+    return frame
 
 
 def _check_columns(frame: pd.DataFrame, roles: list[tuple[str, str]]) -> None:
@@ -136,7 +237,7 @@ def load_csv(
     sens = (sensitive,) if isinstance(sensitive, str) else tuple(sensitive)
     if isinstance(categorical, str):
         categorical = (categorical,)
-    frame = _read(path)
+    frame = _read(path, tuple(categorical or ()))
     try:
         if not sens:
             raise FairjaxError("sensitive=() names no column; give at least one")

@@ -46,7 +46,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from fairjax import nets, training
+from fairjax import nets, persist, training
 from fairjax.errors import FairjaxError
 from fairjax.faircausesyn.roles import CausalRoles, balanced_rows
 from fairjax.faircausesyn.tokens import BOS, RowTokenizer, fit_tokenizer, segment_mask
@@ -278,19 +278,26 @@ class LocalRowModel:
             out.append(np.asarray(fn(self.params, padded, valid))[: len(chunk)])
         return np.concatenate(out)
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path`: config.json, roles.json, tokenizer.json,
-        model.json (method, format version, history) and params.msgpack (host arrays;
-        never pickled)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+    def files(self) -> dict[str, bytes]:
+        """The saved form: config.json, roles.json, tokenizer.json, model.json (method,
+        format version, history) and params.msgpack (host arrays; never pickled)."""
         model = {"method": METHOD, "format_version": FORMAT_VERSION, "history": self.history}
-        (path / "config.json").write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
-        (path / "roles.json").write_text(json.dumps(self.roles.to_dict(), indent=2))
-        (path / "tokenizer.json").write_text(json.dumps(self.tokenizer.to_dict()))
-        (path / "model.json").write_text(json.dumps(model, indent=2))
         host = jax.device_get(self.params)
-        (path / "params.msgpack").write_bytes(flax.serialization.msgpack_serialize(host))
+        return {
+            "config.json": json.dumps(dataclasses.asdict(self.config), indent=2).encode(),
+            "roles.json": json.dumps(self.roles.to_dict(), indent=2).encode(),
+            "tokenizer.json": json.dumps(self.tokenizer.to_dict()).encode(),
+            "model.json": json.dumps(model, indent=2).encode(),
+            "params.msgpack": flax.serialization.msgpack_serialize(host),
+        }
+
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write `files()` to folder `path` with a manifest (see `fairjax.persist`)."""
+        persist.write_folder(
+            path, self.files(), method=METHOD, overwrite=overwrite, provenance=provenance
+        )
 
     def _prefix_tokens(self, prefix: pd.DataFrame | None, n: int) -> tuple[np.ndarray, int]:
         """(forced tokens [n, n_cols] (0 beyond the prefix), number k of forced columns)."""
@@ -313,24 +320,40 @@ class LocalRowModel:
 
 
 def load_local(path: str | Path) -> LocalRowModel:
-    """Read a model written by `LocalRowModel.save`."""
+    """Read and verify a model written by `LocalRowModel.save`."""
+    return from_files(path, persist.read_folder(path, FILES))
+
+
+def from_files(path: str | Path, files: dict[str, bytes]) -> LocalRowModel:
+    """Rebuild a model from its verified `files()` (read from folder `path`, named in errors)."""
     path = Path(path)
-    missing = [f for f in FILES if not (path / f).exists()]
+    missing = [f for f in FILES if f not in files]
     if missing:
         raise FairjaxError(f"{path} is not a saved {METHOD} model: missing {missing}.")
-    model = json.loads((path / "model.json").read_text())
+    model = persist.json_file(path, files, "model.json")
     if model.get("method") != METHOD or model.get("format_version") != FORMAT_VERSION:
         raise FairjaxError(
             f"{path} holds method {model.get('method')!r} version {model.get('format_version')}; "
             f"expected {METHOD!r} version {FORMAT_VERSION}."
         )
-    params = flax.serialization.msgpack_restore((path / "params.msgpack").read_bytes())
+    try:
+        roles = CausalRoles.from_dict(persist.json_file(path, files, "roles.json"))
+        tokenizer = RowTokenizer.from_dict(persist.json_file(path, files, "tokenizer.json"))
+        history = model["history"]
+    except FairjaxError as e:
+        raise FairjaxError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise FairjaxError(
+            f"{path}: roles.json, tokenizer.json or model.json is malformed ({e!r})"
+        ) from None
     return LocalRowModel(
-        config=LocalConfig(**json.loads((path / "config.json").read_text())),
-        roles=CausalRoles.from_dict(json.loads((path / "roles.json").read_text())),
-        tokenizer=RowTokenizer.from_dict(json.loads((path / "tokenizer.json").read_text())),
-        params=jax.tree.map(jnp.asarray, params),
-        history=model["history"],
+        config=persist.make_config(
+            LocalConfig, persist.json_file(path, files, "config.json"), where=str(path)
+        ),
+        roles=roles,
+        tokenizer=tokenizer,
+        params=persist.params_file(path, files),
+        history=history,
     )
 
 

@@ -20,6 +20,7 @@ Only the role columns (X, Z, W, Y) are generated; other columns are not modelled
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,7 @@ class FairCauseSynConfig:
       n_bins ... patience: `local.LocalConfig` of the local transformer.
       llm_url, llm_model, api_key_env: the OpenAI-compatible server; the key is read from
         the environment variable `api_key_env` and never stored.
+      llm_timeout_s: seconds to wait for one reply of the server (> 0).
     """
 
     X: str = ""
@@ -128,6 +130,7 @@ class FairCauseSynConfig:
     llm_url: str = ""
     llm_model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
+    llm_timeout_s: float = 60.0
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -137,6 +140,9 @@ class FairCauseSynConfig:
         for name in ("rounds", "audit_folds"):
             if getattr(self, name) < 1:
                 raise FairjaxError(f"{name} must be >= 1, got {getattr(self, name)!r}.")
+        t = self.llm_timeout_s
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
+            raise FairjaxError(f"llm_timeout_s must be a positive number of seconds, got {t!r}.")
         if self.rows_per_round < 0:
             raise FairjaxError(f"rows_per_round must be >= 0, got {self.rows_per_round!r}.")
         self.local_config()  # validates the local model's fields
@@ -149,7 +155,12 @@ class FairCauseSynConfig:
         )
 
     def backend_config(self) -> llm.LLMBackend:
-        return llm.LLMBackend(url=self.llm_url, model=self.llm_model, api_key_env=self.api_key_env)
+        return llm.LLMBackend(
+            url=self.llm_url,
+            model=self.llm_model,
+            api_key_env=self.api_key_env,
+            timeout_s=self.llm_timeout_s,
+        )
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -292,12 +303,12 @@ class FairCauseSynModel:
         )
         return frame
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path`: config.json, model.json (roles, goal,
-        rounds), and the transformer under local/ or the prompt examples as examples.csv."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.json").write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` with a manifest (see `fairjax.persist`):
+        config.json, model.json (roles, goal, rounds), and the transformer under local/ or
+        the prompt examples as examples.csv. `overwrite` replaces an existing model folder."""
         info = {
             "method": METHOD,
             "format_version": persist.FORMAT_VERSION,
@@ -305,33 +316,43 @@ class FairCauseSynModel:
             "goal": self.goal.to_dict(),
             "rounds": self.rounds,
         }
-        (path / "model.json").write_text(json.dumps(persist.plain(info), indent=2))
+        files = {
+            "config.json": json.dumps(dataclasses.asdict(self.config), indent=2).encode(),
+            "model.json": json.dumps(persist.plain(info), indent=2).encode(),
+        }
         if self.generator is not None:
-            self.generator.save(path / "local")
+            files |= {f"local/{name}": data for name, data in self.generator.files().items()}
         else:
-            self.examples.to_csv(path / "examples.csv", index=False)
+            files["examples.csv"] = self.examples.to_csv(index=False).encode()
+        persist.write_folder(path, files, method=METHOD, overwrite=overwrite, provenance=provenance)
 
 
 def load(path: str | Path) -> FairCauseSynModel:
-    """Read a model written by `FairCauseSynModel.save`."""
+    """Read and verify a model written by `FairCauseSynModel.save`."""
     path = Path(path)
     persist.check_method(path, METHOD)
-    info = json.loads((path / "model.json").read_text())
-    config = FairCauseSynConfig(**json.loads((path / "config.json").read_text()))
-    roles = CausalRoles.from_dict(info["roles"])
-    generator = examples = None
-    if config.backend == "local":
-        generator = local.load_local(path / "local")
-    else:
-        examples = pd.read_csv(path / "examples.csv")
-    return FairCauseSynModel(
-        config,
-        roles,
-        refine.Goal.from_dict(info["goal"]),
-        info["rounds"],
-        generator,
-        examples,
+    files = persist.read_folder(path, ("config.json", "model.json"))
+    info = persist.read_model_json(path, files, METHOD)
+    config = persist.make_config(
+        FairCauseSynConfig, persist.json_file(path, files, "config.json"), where=str(path)
     )
+    generator = examples = None
+    try:
+        roles = CausalRoles.from_dict(info["roles"])
+        goal = refine.Goal.from_dict(info["goal"])
+        rounds = info["rounds"]
+        if config.backend == "local":
+            inner = {k[len("local/") :]: v for k, v in files.items() if k.startswith("local/")}
+            generator = local.from_files(path / "local", inner)
+        else:
+            if "examples.csv" not in files:
+                raise FairjaxError("examples.csv is missing")
+            examples = pd.read_csv(io.BytesIO(files["examples.csv"]))
+    except FairjaxError as e:
+        raise FairjaxError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise FairjaxError(f"{path}: model.json is malformed ({e!r})") from None
+    return FairCauseSynModel(config, roles, goal, rounds, generator, examples)
 
 
 def fit(

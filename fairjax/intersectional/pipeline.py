@@ -287,8 +287,11 @@ class IntersectionalModel:
         """Encoded rows mapped to the nearest valid rows: `encode(decode(x))`, [m, d]."""
         return self.encoder.encode(self.encoder.decode(np.asarray(x)))
 
-    def save(self, path: str | Path) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`)."""
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
         info = {
             "axes": [a.to_dict() for a in self.axes],
             "bandwidths": np.asarray(self.bandwidths, np.float64).tolist(),
@@ -310,6 +313,8 @@ class IntersectionalModel:
             schema=self.schema,
             params=params,
             info=info,
+            overwrite=overwrite,
+            provenance=provenance,
         )
 
 
