@@ -269,6 +269,7 @@ def run(
     reps_large: int,
     model: str,
     save_fn: Callable[[dict], None] = lambda record: None,
+    truth_n: int = TRUTH_N,
 ) -> dict:
     """Every replication of every SCM; the JSON record (`save_fn` gets it after each SCM)."""
     record = {
@@ -277,13 +278,13 @@ def run(
         "n_large": n_large,
         "reps_large": reps_large,
         "model": model,
-        "truth_n": TRUTH_N,
+        "truth_n": truth_n,
         "level": 0.95,
         "scms": {},
     }
     for name in names:
         scm = SCMS[name]
-        true = truth(scm)
+        true = truth(scm, n=truth_n)
         rows = []
         for size, count, tag in ((n, reps, "small"), (n_large, reps_large, "large")):
             for rep in range(count if size > 0 else 0):
@@ -434,6 +435,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n-large", type=int, default=50_000)
     parser.add_argument("--reps-large", type=int, default=4)
     parser.add_argument("--model", default="auto")
+    parser.add_argument("--truth-n", type=int, default=TRUTH_N, help="Monte-Carlo units")
     parser.add_argument("--out", default="runs/causal_calibration")
     parser.add_argument("--force", action="store_true", help="overwrite an existing record")
     parser.add_argument(
@@ -462,6 +464,7 @@ def main(argv=None) -> None:
             args.reps_large,
             args.model,
             save_fn=lambda r: write_atomic(record_path, json.dumps(jsonable(r), indent=1)),
+            truth_n=args.truth_n,
         )
     text = tables_markdown(record)
     write_atomic(out / "tables.md", text)
