@@ -333,6 +333,7 @@ def test_hgb_handles_soft_and_real_targets(kind):
     mean = _sigmoid(2 * np.sin(2 * x[:, 0]))
     y = mean if kind == "unit" else mean + rng.normal(scale=0.3, size=4000)
     weight = (np.arange(4000) % 2).astype(np.float32)  # fitted on the odd rows only
+
     def rmse(model):
         pred = make_regressor(model)(jax.random.key(0), x, y.astype(np.float32), weight, kind)
         return np.sqrt(np.mean((pred - mean)[weight == 0] ** 2)), pred
