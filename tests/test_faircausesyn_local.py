@@ -378,15 +378,15 @@ def _measures(rows: pd.DataFrame) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_guidance_moves_each_path_monotonically_as_the_closed_form(model):
-    key = jax.random.key(30)
-    plain = _measures(model.sample(key, N_GEN))
+    key, n = jax.random.key(30), N_GEN // 2
+    plain = _measures(model.sample(key, n))
     for path, effect in (("direct", "ctfde"), ("indirect", "ctfie"), ("spurious", "ctfse")):
         values = {}
         for gamma in (-1.0, 1.0):
-            rows = model.sample(key, N_GEN, guidance=local.PathGuidance(**{path: gamma}))
+            rows = model.sample(key, n, guidance=local.PathGuidance(**{path: gamma}))
             values[gamma] = _measures(rows)
             want = p_y_given_x_guided(1, **{path: gamma}) - p_y_given_x_guided(0, **{path: gamma})
-            assert abs(y_gap(rows) - want) < 0.035, (path, gamma, y_gap(rows), want)
+            assert abs(y_gap(rows) - want) < 0.04, (path, gamma, y_gap(rows), want)
         # the path's own effect moves monotonically through gamma = -1, 0, 1 (ctfie and
         # ctfse carry the sign convention of faircause: both are negative here and fall)
         sign = 1 if effect == "ctfde" else -1
