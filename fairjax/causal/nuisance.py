@@ -71,6 +71,7 @@ HGB_DEFAULTS = {
     "validation_fraction": 0.1,
     "n_iter_no_change": 10,
 }
+HGB_MIN_EARLY_STOPPING = 200  # fitting rows (10x those of the rarer class) to early-stop
 _OWN_MLP_OPTIONS = ("hidden", "lr", "batch_size", "max_epochs", "patience", "val_fraction")
 
 
@@ -236,6 +237,11 @@ def _hgb_fit_predict(key, x, y, weight, kind, kwargs):
     seed = int(jax.random.bits(key, dtype=jnp.uint32)) % (2**31 - 1)
     keep = weight > 0
     xf, yf = x[keep].astype(np.float64), y[keep].astype(np.float64)
+    rarest = len(yf) if kind != "binary" else int(min(yf.sum(), len(yf) - yf.sum()))
+    if kwargs.get("early_stopping") and min(len(yf), 10 * rarest) < HGB_MIN_EARLY_STOPPING:
+        # Too few rows (of the rarer class) for a stratified validation split: a fixed,
+        # short run instead.
+        kwargs = {**kwargs, "early_stopping": False, "max_iter": min(kwargs["max_iter"], 50)}
     if kind == "real":
         reg = HistGradientBoostingRegressor(random_state=seed, **kwargs).fit(xf, yf)
         return reg.predict(x).astype(np.float64)
