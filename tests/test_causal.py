@@ -436,7 +436,16 @@ def test_clipping_is_counted():
     # z3 nearly determines X, so many propensities leave [0.05, 0.95]
     df["z3"] = df["x"] * 4.0 + np.random.default_rng(0).normal(size=len(df))
     table = decompose(
-        df, X="x", Z=["z3"], W=["w2"], Y="y", x0=0, x1=1, key=jax.random.key(0), clip=0.05
+        df,
+        X="x",
+        Z=["z3"],
+        W=["w2"],
+        Y="y",
+        x0=0,
+        x1=1,
+        key=jax.random.key(0),
+        clip=0.05,
+        model="logistic",
     )
     clipped = table.attrs["clipped"]
     assert clipped["P(x1|Z)"] > 200 and clipped["P(x1|Z,W)"] > 200
