@@ -463,7 +463,7 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--x0", help="baseline level of X (default: first of its two values)")
     p.add_argument("--x1", help="comparison level of X; rows with other levels are dropped")
     p.add_argument("--categorical", default="", help="integer Z/W columns to one-hot")
-    p.add_argument("--model", choices=["logistic", "mlp"], default="logistic")
+    p.add_argument("--model", choices=["auto", "logistic", "mlp", "hgb"], default="auto")
     p.add_argument("--folds", type=_positive_int, default=5, help="cross-fitting folds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

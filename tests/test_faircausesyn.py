@@ -93,7 +93,7 @@ def test_faithful_fit_logs_rounds_and_keeps_the_best(fitted):
     # The first round uses no intervention: the transformer alone reproduces every measure
     # to within a few of the estimator's standard errors.
     first = rounds[0]
-    assert first["state"] == {"spurious": 0.0, "indirect": 0.0, "direct": 0.0}
+    assert first["state"] == {"guidance": {"spurious": 0.0, "indirect": 0.0, "direct": 0.0}}
     for m, (value, sd) in first["measures"].items():
         assert abs(value - real[m][0]) < 4 * np.hypot(sd, real[m][1]) + 0.01, m
 
@@ -105,7 +105,7 @@ def test_fair_refinement_removes_the_effects(fitted, scm):
     )
     assert fair.rounds[0]["gap"] > 0.4  # ctfde = 0.3 against tv = 0.56
     assert fair.best["met"] and fair.best["gap"] <= 0.1
-    assert min(fair.state.values()) > 0.8
+    assert max(fair.state["guidance"].values()) < -0.8  # near the intervention gamma = -1
     rows = faircausesyn.sample(fair, jax.random.key(2), 4000)
     gap = rows.groupby("x")["y"].mean()
     assert abs(gap["b"] - gap["a"]) < 0.05  # real data: 0.56
@@ -219,3 +219,14 @@ def test_cli_fit_and_sample(tmp_path, capsys):
         ]
     )
     assert code == 2 and "mode must be one of" in capsys.readouterr().err
+
+
+def test_path_options_of_old_and_new_states():
+    from fairjax.faircausesyn.local import PathGuidance, PathWeights
+    from fairjax.faircausesyn.pipeline import path_options
+
+    new = {"guidance": {"spurious": -1.0, "indirect": 0.5, "direct": 0.0}}
+    assert path_options(new) == {"guidance": PathGuidance(-1.0, 0.5, 0.0)}
+    # a model refined before guidance existed keeps its path-removal weights
+    old = {"spurious": 1.0, "indirect": 0.0, "direct": 0.25}
+    assert path_options(old) == {"weights": PathWeights(1.0, 0.0, 0.25)}

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from fairjax import datasets, nets
+from fairjax.causal import decompose
 from fairjax.errors import FairjaxError
 from fairjax.faircausesyn import local
 from fairjax.faircausesyn.local import LocalConfig, PathWeights
@@ -61,6 +62,29 @@ def p_y_given_x(x: int, spurious: float = 0.0, indirect: float = 0.0, direct: fl
         prob *= direct if d else 1 - direct
         pz = PZ if s else px / px.sum()
         total += prob * sum(pz[z] * g(0 if i else x, z, 0 if d else x) for z in range(3))
+    return total
+
+
+def p_y_given_x_guided(x: int, spurious: float = 0.0, indirect: float = 0.0, direct: float = 0.0):
+    """P(Y = 1 | X = x) of the SCM's conditionals under path guidance with these gammas.
+
+    Direct: Y | x1, z, w has logit -2 + 1 + w, so the guided logit adds gamma * 1.
+    Indirect: W | x, z is N(W_X x + W_Z z, W_SD^2); the guided density p1^(1+g) p0^(-g) of
+    two Gaussians with one variance is Gaussian with the mean moved by g * W_X.
+    Spurious: Z | x is guided against Z | x' with x' ~ P(X) drawn per row; when x' = x
+    nothing changes, else p(z | x)^(1+g) p(z | not x)^(-g), renormalised.
+    """
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+    joint = PZ[None, :] * np.stack([1 - PX_GIVEN_Z, PX_GIVEN_Z])  # [x, z]
+    p_x = joint.sum(1)
+    pz_x = joint / p_x[:, None]
+    mixed = pz_x[x] ** (1 + spurious) * pz_x[1 - x] ** (-spurious)
+    pz = p_x[x] * pz_x[x] + p_x[1 - x] * mixed / mixed.sum()
+    total = 0.0
+    for z in range(3):
+        w = W_X * x * (1 + indirect) + W_Z * z + W_SD * nodes
+        total += pz[z] * np.sum(weights / (1 + np.exp(2 - x * (1 + direct) - w)))
     return total
 
 
@@ -328,6 +352,81 @@ def test_partial_weight_mixes_the_two_extremes_row_by_row(model):
     assert abs(from_full[differ].mean() - 0.5) < 0.08
 
 
+def test_closed_form_of_guidance_matches_the_removal_closed_form():
+    for path in ("spurious", "indirect", "direct"):
+        assert p_y_given_x_guided(1, **{path: -1.0}) == pytest.approx(
+            p_y_given_x(1, **{path: 1.0}), abs=1e-12
+        )
+    assert p_y_given_x_guided(0, indirect=1.0, direct=1.0) == pytest.approx(p_y_given_x(0))
+
+
+def _measures(rows: pd.DataFrame) -> dict[str, float]:
+    table = decompose(
+        rows,
+        X="x",
+        Z=["z"],
+        W=["w"],
+        Y="y",
+        x0="f",
+        x1="m",
+        key=jax.random.key(0),
+        model="logistic",
+        categorical=["z"],
+    )
+    return dict(zip(table.measure, table.value, strict=True))
+
+
+@pytest.mark.slow
+def test_guidance_moves_each_path_monotonically_as_the_closed_form(model):
+    key, n = jax.random.key(30), N_GEN // 2
+    plain = _measures(model.sample(key, n))
+    for path, effect in (("direct", "ctfde"), ("indirect", "ctfie"), ("spurious", "ctfse")):
+        values = {}
+        for gamma in (-1.0, 1.0):
+            rows = model.sample(key, n, guidance=local.PathGuidance(**{path: gamma}))
+            values[gamma] = _measures(rows)
+            want = p_y_given_x_guided(1, **{path: gamma}) - p_y_given_x_guided(0, **{path: gamma})
+            assert abs(y_gap(rows) - want) < 0.04, (path, gamma, y_gap(rows), want)
+        # the path's own effect moves monotonically through gamma = -1, 0, 1 (ctfie and
+        # ctfse carry the sign convention of faircause: both are negative here and fall)
+        sign = 1 if effect == "ctfde" else -1
+        steps = [sign * values[-1.0][effect], sign * plain[effect], sign * values[1.0][effect]]
+        assert steps[0] < steps[1] - 0.03 and steps[1] < steps[2] - 0.03, (path, steps)
+        assert abs(values[-1.0][effect]) < 0.03, (path, values[-1.0][effect])  # removed
+        # the tv moves the same way
+        assert values[-1.0]["tv"] < plain["tv"] < values[1.0]["tv"]
+
+
+def test_gamma_minus_one_is_the_intervention_row_by_row(model, scm_data):
+    frame, _ = scm_data
+    n = 300
+    key = jax.random.key(31)
+    zw = frame[["z", "w"]].iloc[:n].reset_index(drop=True)
+    as_m, as_f = pd.DataFrame({"x": ["m"] * n}), pd.DataFrame({"x": ["f"] * n})
+    # Y of an x1 row generated with gamma_direct = -1 is Y generated seeing x0 (same key).
+    guided = model.sample(key, n, prefix=as_m.join(zw), guidance=local.PathGuidance(direct=-1.0))
+    seeing_x0 = model.sample(key, n, prefix=as_f.join(zw))
+    assert (guided.y == seeing_x0.y).mean() >= 0.99  # equal up to float rounding of logits
+    greedy = dict(temperature=0.0)
+    a = model.sample(
+        key, n, prefix=as_m.join(zw), guidance=local.PathGuidance(direct=-1.0), **greedy
+    )
+    b = model.sample(key, n, prefix=as_f.join(zw), **greedy)
+    pd.testing.assert_series_equal(a.y, b.y)
+    # PathWeights(w = 1) is gamma = -1 exactly (the migration rule); gamma = 0 is the model.
+    everything = PathWeights(1.0, 1.0, 1.0)
+    pd.testing.assert_frame_equal(
+        model.sample(key, n, weights=everything),
+        model.sample(key, n, guidance=local.PathGuidance(-1.0, -1.0, -1.0)),
+    )
+    pd.testing.assert_frame_equal(
+        model.sample(key, n), model.sample(key, n, guidance=local.PathGuidance())
+    )
+    # x0 rows are unchanged by the W and Y guidance
+    up = model.sample(key, n, prefix=as_f, guidance=local.PathGuidance(indirect=2.0, direct=2.0))
+    pd.testing.assert_frame_equal(up, model.sample(key, n, prefix=as_f))
+
+
 def test_temperature_zero_and_tiny_top_p_give_the_mode(model):
     greedy = model.sample(jax.random.key(17), 300, temperature=0.0)
     assert (greedy.drop(columns="w").nunique() == 1).all()  # one mode row (w redrawn in bin)
@@ -374,6 +473,10 @@ def test_same_key_same_rows_and_one_trace_per_size(model):
 def test_bad_sampling_arguments(model):
     with pytest.raises(FairjaxError, match=r"PathWeights.direct.*1.5"):
         model.sample(jax.random.key(0), 10, weights=PathWeights(direct=1.5))
+    with pytest.raises(FairjaxError, match=r"PathGuidance.indirect.*\[-5.0, 5.0\].*nan"):
+        model.sample(jax.random.key(0), 10, guidance=local.PathGuidance(indirect=float("nan")))
+    with pytest.raises(FairjaxError, match="guidance must be a PathGuidance"):
+        model.sample(jax.random.key(0), 10, guidance=PathWeights())
     with pytest.raises(FairjaxError, match="top_p"):
         model.sample(jax.random.key(0), 10, top_p=0.0)
     with pytest.raises(FairjaxError, match="temperature"):

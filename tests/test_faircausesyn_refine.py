@@ -69,7 +69,8 @@ def _known_generator(response):
     """generate_fn / audit_fn pair whose measures are `response(weights)`, exactly."""
 
     def generate_fn(key, state):
-        return pd.DataFrame({"w": [state["direct"]]}), {"rows": 1}
+        direct = state["guidance"]["direct"] if "guidance" in state else state["direct"]
+        return pd.DataFrame({"w": [direct]}), {"rows": 1}
 
     def audit_fn(key, frame):
         return response(generate_fn.last)
@@ -161,6 +162,80 @@ def test_unreachable_goal_returns_the_best_round():
     assert len(result.rounds) == 3 and not result.met
     assert result.best == 0 and result.state == NO_WEIGHTS
     assert result.rounds[0].gap == pytest.approx(0.3)
+
+
+NO_GUIDANCE = {"guidance": {"spurious": 0.0, "indirect": 0.0, "direct": 0.0}}
+
+
+def _guided(scale):
+    """Each effect is scale * real value at gamma = 0 and grows as (1 + gamma)."""
+
+    def response(state):
+        g = state["guidance"]
+        de = scale * REAL["ctfde"][0] * (1 + g["direct"])
+        ie = scale * REAL["ctfie"][0] * (1 + g["indirect"])
+        se = scale * REAL["ctfse"][0] * (1 + g["spurious"])
+        return {
+            "tv": (de - ie - se, 0.0),
+            "ctfde": (de, 0.0),
+            "ctfie": (ie, 0.0),
+            "ctfse": (se, 0.0),
+            "ett": (de - ie, 0.0),
+        }
+
+    return response
+
+
+def test_guidance_raises_effects_the_generator_under_reproduces():
+    # The generator makes every effect at half its real size; removal weights could never
+    # reach the faithful goal (test_unreachable_goal_returns_the_best_round), gamma = 1 can.
+    gen, aud = _known_generator(_guided(0.5))
+    goal = refine.make_goal(REAL, mode="faithful")
+    result = refine.refine(
+        jax.random.key(0), gen, aud, refine.path_guidance_adjuster, goal, NO_GUIDANCE, max_rounds=3
+    )
+    assert result.met and result.best == 1 and result.rounds[0].gap == pytest.approx(0.5)
+    assert result.state["guidance"] == pytest.approx(
+        {"spurious": 1.0, "indirect": 1.0, "direct": 1.0}
+    )
+
+
+def test_guidance_lowers_overshooting_effects_and_removes_them_in_fair_mode():
+    gen, aud = _known_generator(_guided(1.5))
+    faithful = refine.refine(
+        jax.random.key(0),
+        gen,
+        aud,
+        refine.path_guidance_adjuster,
+        refine.make_goal(REAL, mode="faithful"),
+        NO_GUIDANCE,
+        max_rounds=3,
+    )
+    assert faithful.met
+    assert faithful.state["guidance"]["direct"] == pytest.approx(1 / 1.5 - 1)
+    fair = refine.refine(
+        jax.random.key(0),
+        gen,
+        aud,
+        refine.path_guidance_adjuster,
+        refine.make_goal(REAL, mode="fair", business_necessity=("ctfie",)),
+        NO_GUIDANCE,
+        max_rounds=3,
+    )
+    assert fair.met
+    g = fair.state["guidance"]
+    assert g["direct"] == pytest.approx(-1.0) and g["spurious"] == pytest.approx(-1.0)
+    assert g["indirect"] == pytest.approx(1 / 1.5 - 1)  # business necessity: the real value
+
+
+def test_guidance_is_clipped_to_the_steering_range():
+    gen, aud = _known_generator(_guided(0.1))  # would need gamma = 9
+    goal = refine.make_goal(REAL, mode="faithful")
+    result = refine.refine(
+        jax.random.key(0), gen, aud, refine.path_guidance_adjuster, goal, NO_GUIDANCE, max_rounds=2
+    )
+    assert not result.met
+    assert result.rounds[1].state["guidance"]["direct"] == refine.GAMMA_STEER_RANGE[1]
 
 
 def test_round_keys_differ_and_max_rounds_is_checked():

@@ -7,7 +7,9 @@
 The pipeline: validate and encode the frame (`inputs.prepare`), split the units into K folds
 stratified by X, fit the four nuisances P(x1 | Z), P(x1 | Z, W), E[Y | x1, Z] and
 E[Y | x1, Z, W] on K - 1 folds and predict them on the held-out fold (`nuisance.cross_fit`),
-clip the propensities, and hand everything to the one-step estimators
+choosing per nuisance among logistic regression, an MLP and gradient boosting by
+out-of-fold loss when model="auto" (`nuisance.cross_fit_select`), clip the propensities,
+and hand everything to the one-step estimators
 (`estimators.ctf_functionals`). See `fairjax.causal.estimators` for the influence functions.
 
 References:
@@ -30,7 +32,7 @@ import pandas as pd
 
 from fairjax.causal.estimators import MEASURES, ctf_functionals, ctf_measures
 from fairjax.causal.inputs import prepare
-from fairjax.causal.nuisance import cross_fit, make_regressor, pad_columns
+from fairjax.causal.nuisance import cross_fit_select, make_regressors, pad_columns
 from fairjax.errors import FairjaxError
 
 
@@ -85,7 +87,7 @@ def decompose(
     x1: Any,
     key: jax.Array,
     n_folds: int = 5,
-    model: str = "logistic",
+    model: str = "auto",
     clip: float = 0.01,
     level: float = 0.95,
     categorical: Sequence[str] = (),
@@ -116,23 +118,28 @@ def decompose(
       x0, x1: baseline and comparison values of X.
       key: JAX PRNG key (folds, and MLP initialisation / shuffling).
       n_folds: number of cross-fitting folds K >= 2.
-      model: nuisance regressions, "logistic" (the default, fast: logistic regression
-        fitted to its optimum by L-BFGS, with soft targets for Y in [0, 1], or ridge least
-        squares for other real Y) or "mlp" (ReLU MLPs with early stopping); see
-        `fairjax.causal.nuisance`.
+      model: nuisance regressions: "auto" (the default: per nuisance, whichever of the
+        three below has the smallest cross-validated loss, a discrete super learner),
+        "logistic" (fast: logistic regression fitted to its optimum by L-BFGS, with soft
+        targets for Y in [0, 1], or ridge least squares for other real Y; biased when the
+        nuisances are far from logistic-linear), "mlp" (ReLU MLPs with early stopping) or
+        "hgb" (scikit-learn's histogram gradient boosting); see `fairjax.causal.nuisance`.
       clip: propensities P(x1 | Z) and P(x1 | Z, W) are clipped to [clip, 1 - clip];
         `table.attrs["clipped"]` counts the clipped values.
       level: confidence level of the normal-approximation intervals.
       categorical: numeric Z/W columns to one-hot encode anyway (non-numeric and boolean
         columns always are; other numeric columns are standardised).
-      model_kwargs: options for the nuisance factories, e.g. {"l2": 1e-3} (logistic) or
-        {"hidden": (64, 64), "max_epochs": 100} (mlp).
+      model_kwargs: options for the nuisance factories, e.g. {"l2": 1e-3} (logistic),
+        {"hidden": (64, 64), "max_epochs": 100} (mlp), {"max_iter": 500} (hgb); for "auto"
+        keyed by candidate, e.g. {"mlp": {"hidden": (64,)}}.
 
     Returns:
       DataFrame with rows tv, ctfde, ctfie, ctfse, ett and columns measure, value, sd
       (standard error), ci_low, ci_high. `table.attrs` holds the run's description:
-      X, Y, x0, x1, Z, W, n, n_x0, n_x1, y_kind, model, n_folds, clip, level and
-      clipped = {"P(x1|Z)": count, "P(x1|Z,W)": count} out of n each.
+      X, Y, x0, x1, Z, W, n, n_x0, n_x1, y_kind, model, n_folds, clip, level,
+      clipped = {"P(x1|Z)": count, "P(x1|Z,W)": count} out of n each, and
+      nuisances = {name: {"model": chosen candidate, "cv_loss": {candidate: loss}}} for
+      the four nuisances P(x1|Z), P(x1|Z,W), E[Y|x1,Z], E[Y|x1,Z,W].
 
     References:
       Plečko & Bareinboim, arXiv 2207.11385 (Def. 4.2-4.4, Thm. 4.8 decomposition);
@@ -140,7 +147,7 @@ def decompose(
     """
     key = check_key(key)
     _check_options(n_folds, clip, level)
-    regress_fn = make_regressor(model, model_kwargs)
+    regressors = make_regressors(model, model_kwargs)
     data = prepare(frame, X=X, Z=Z, W=W, Y=Y, x0=x0, x1=x1, categorical=categorical)
     t, y = data.t, data.y
     n_x1 = int(t.sum())
@@ -163,16 +170,18 @@ def decompose(
     everyone, treated = np.ones(len(t), bool), t == 1.0
 
     def fit(k, x, target, rows, kind):
-        return cross_fit(k, regress_fn, x, target, rows, folds, n_folds, kind)
+        return cross_fit_select(k, regressors, x, target, rows, folds, n_folds, kind)
 
-    pi_z_raw = fit(k_pz, x_z, t, everyone, "binary")
-    mu1_z = fit(k_mz, x_z, y, treated, data.y_kind)
+    fits = {"P(x1|Z)": fit(k_pz, x_z, t, everyone, "binary")}
+    fits["E[Y|x1,Z]"] = fit(k_mz, x_z, y, treated, data.y_kind)
     if data.w.shape[1] == 0:
         # Same adjustment set: reuse the fits, so that ctfie = 0 exactly.
-        pi_zw_raw, mu1_zw = pi_z_raw, mu1_z
+        fits["P(x1|Z,W)"], fits["E[Y|x1,Z,W]"] = fits["P(x1|Z)"], fits["E[Y|x1,Z]"]
     else:
-        pi_zw_raw = fit(k_pzw, x_zw, t, everyone, "binary")
-        mu1_zw = fit(k_mzw, x_zw, y, treated, data.y_kind)
+        fits["P(x1|Z,W)"] = fit(k_pzw, x_zw, t, everyone, "binary")
+        fits["E[Y|x1,Z,W]"] = fit(k_mzw, x_zw, y, treated, data.y_kind)
+    pi_z_raw, pi_zw_raw = fits["P(x1|Z)"].pred, fits["P(x1|Z,W)"].pred
+    mu1_z, mu1_zw = fits["E[Y|x1,Z]"].pred, fits["E[Y|x1,Z,W]"].pred
 
     lo, hi = clip, 1.0 - clip
     clipped = {
@@ -223,6 +232,10 @@ def decompose(
         "clip": float(clip),
         "level": float(level),
         "clipped": clipped,
+        "nuisances": {
+            name: {"model": fits[name].model, "cv_loss": fits[name].cv_loss}
+            for name in ("P(x1|Z)", "P(x1|Z,W)", "E[Y|x1,Z]", "E[Y|x1,Z,W]")
+        },
     }
     return table
 
@@ -268,6 +281,10 @@ def format_decomposition(table: pd.DataFrame, *, digits: int = 4) -> str:
         lines.append(
             f"one-step estimator, {a['n_folds']}-fold cross-fitting, {a['model']} nuisances"
         )
+        if a.get("nuisances"):
+            lines.append(
+                "nuisances: " + ", ".join(f"{k} {v['model']}" for k, v in a["nuisances"].items())
+            )
     level = a.get("level", 0.95)
     ci = f"{round(100 * level)}% CI"
     w = digits + 4

@@ -4,16 +4,31 @@ A nuisance is E[target | features] fitted on some rows (e.g. the units with X = 
 mu(x1, .)) and predicted out-of-fold for every row (cross-fitting, arXiv 1608.00060 Def. 3.1).
 How it is fitted depends on the target and on `model`:
 
-| target                 | model="logistic"                  | model="mlp"                  |
-|------------------------|-----------------------------------|------------------------------|
-| 0/1 ("binary")         | `classifiers` logistic (L-BFGS)   | `classifiers` MLP            |
-| real in [0, 1] ("unit")| logistic, soft-target log-loss    | MLP, soft-target log-loss    |
-| any real ("real")      | ridge least squares (closed form) | MLP, squared error           |
+| target         | "logistic"                    | "mlp"          | "hgb"                       |
+|----------------|-------------------------------|----------------|-----------------------------|
+| 0/1 "binary"   | `classifiers` logistic, L-BFGS| `classifiers`  | sklearn HistGradientBoosting|
+|                |                               | MLP            | Classifier                  |
+| [0, 1] "unit"  | logistic, soft-target loss    | MLP, soft      | classifier, soft targets    |
+| real "real"    | ridge least squares           | MLP, squares   | HistGradientBoostingRegressor|
 
 The soft-target log-loss (quasi-binomial) is minimised by the conditional mean, like the
-squared error, but keeps predictions inside (0, 1). The logistic version is exactly
-`classifiers.make_logistic_regression` on the rows duplicated with labels 1 and 0 and
+squared error, but keeps predictions inside (0, 1). The logistic and gradient-boosting
+versions are exactly the hard-label fit on the rows duplicated with labels 1 and 0 and
 weights y and 1 - y.
+
+model="auto" (the default of `decompose`) is a discrete super learner over the three:
+`cross_fit_select` cross-fits every candidate on the same folds and keeps, per nuisance, the
+one with the smallest out-of-fold loss (log loss for 0/1 and [0, 1] targets, squared error
+for real ones) on the rows the nuisance is fitted on. Choosing among a fixed, small library by
+its cross-validated risk does as well as the best candidate up to a term of order
+log(#candidates) / n (the oracle inequality of van der Laan, Polley & Hubbard 2007), so the
+one-step estimator keeps its rate and its normal-approximation intervals; the alternative,
+a convex stack, adds a second-level fit for little gain over choosing between
+candidates this different (linear / smooth / piecewise constant).
+
+References:
+  van der Laan, Polley & Hubbard (2007), Super Learner, Stat. Appl. Genet. Mol. Biol. 6(1);
+  Chernozhukov et al. (2018), arXiv 1608.00060 (cross-fitting).
 
 All folds are fitted on the full [n, d] design with zero sample weights outside the
 training rows, so each jitted solver compiles once per design shape rather than once per
@@ -24,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,10 +55,23 @@ from fairjax.classifiers import (
 )
 from fairjax.errors import FairjaxError
 
-MODELS = ("logistic", "mlp")
+MODELS = ("auto", "logistic", "mlp", "hgb")
+AUTO_CANDIDATES = ("logistic", "mlp", "hgb")
 TARGET_KINDS = ("binary", "unit", "real")
 # Defaults of the MLP nuisances: small nets, as the nuisance data sets are small.
 MLP_DEFAULTS = {"hidden": (32, 32), "lr": 1e-3, "batch_size": 256, "max_epochs": 50}
+# Gradient boosting: shallow trees, early-stopped on 10% of the fitting rows.
+HGB_DEFAULTS = {
+    "max_iter": 300,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+    "early_stopping": True,
+    "validation_fraction": 0.1,
+    "n_iter_no_change": 10,
+}
+HGB_MIN_EARLY_STOPPING = 200  # fitting rows (10x those of the rarer class) to early-stop
 _OWN_MLP_OPTIONS = ("hidden", "lr", "batch_size", "max_epochs", "patience", "val_fraction")
 
 
@@ -95,10 +123,20 @@ def _squared_error(params: Params, batch, mask: jax.Array, aux=None) -> jax.Arra
 
 
 def check_model(model: str, model_kwargs: Mapping[str, Any] | None) -> dict:
-    """Validate `model` and its options; returns the options with defaults filled in."""
-    if model not in MODELS:
+    """Validate one candidate `model` and its options; returns the options with defaults
+    filled in ("auto" is handled by `make_regressors`)."""
+    if model not in MODELS or model == "auto":
         raise FairjaxError(f"model must be one of {list(MODELS)}, got {model!r}.")
     kwargs = dict(model_kwargs or {})
+    if model == "hgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        kwargs = {**HGB_DEFAULTS, **kwargs}
+        try:
+            HistGradientBoostingClassifier(**kwargs)._validate_params()
+        except (TypeError, ValueError) as e:
+            raise FairjaxError(f"bad option(s) for model 'hgb' in {kwargs}: {e}") from e
+        return kwargs
     if model == "mlp":
         kwargs = {**MLP_DEFAULTS, **kwargs}
     # make_classifier validates the option names (and values) against the factory.
@@ -110,6 +148,31 @@ def check_model(model: str, model_kwargs: Mapping[str, Any] | None) -> dict:
 RegressFn = Callable[[jax.Array, np.ndarray, np.ndarray, np.ndarray, str], np.ndarray]
 
 
+def make_regressors(
+    model: str = "auto", model_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, RegressFn]:
+    """The candidate regressions of a `model` choice: {name: regress_fn}.
+
+    Args:
+      model: "auto" (all of `AUTO_CANDIDATES`) or one of "logistic", "mlp", "hgb".
+      model_kwargs: the options of a single model (see `make_regressor`); for "auto",
+        None or {candidate name: options}, e.g. {"mlp": {"hidden": (64,)}}.
+
+    Returns:
+      Ordered dict from candidate name to its `regress_fn`.
+    """
+    if model != "auto":
+        return {model: make_regressor(model, model_kwargs)}
+    per = dict(model_kwargs or {})
+    unknown = sorted(set(per) - set(AUTO_CANDIDATES), key=str)
+    if unknown:
+        raise FairjaxError(
+            f"model_kwargs for model='auto' maps candidate names {list(AUTO_CANDIDATES)} to "
+            f"their options; got unknown key(s) {unknown}."
+        )
+    return {name: make_regressor(name, per.get(name)) for name in AUTO_CANDIDATES}
+
+
 def make_regressor(model: str = "logistic", model_kwargs: Mapping[str, Any] | None = None):
     """A regression `regress_fn(key, x, y, weight, kind) -> [n]` for one configuration.
 
@@ -117,13 +180,14 @@ def make_regressor(model: str = "logistic", model_kwargs: Mapping[str, Any] | No
     does not vary there) and predicts it for every row, by the method of the module table.
 
     Args (of the factory):
-      model: "logistic" or "mlp".
+      model: "logistic", "mlp" or "hgb".
       model_kwargs: options of `fairjax.classifiers.make_classifier(model, ...)` (l2 for
         "logistic"; hidden, lr, batch_size, max_epochs, patience, val_fraction, ... for
-        "mlp", defaults `MLP_DEFAULTS`).
+        "mlp", defaults `MLP_DEFAULTS`) or of scikit-learn's HistGradientBoosting
+        estimators for "hgb" (defaults `HGB_DEFAULTS`).
 
     Args (of regress_fn):
-      key: PRNG key (MLP initialisation, shuffling, validation split).
+      key: PRNG key (MLP initialisation, shuffling, validation split; the boosting seed).
       x: [n, d] float32 features (d >= 1).
       y: [n] float32 targets of kind `kind` ("binary", "unit" or "real").
       weight: [n] float32 in {0, 1}: the training rows.
@@ -142,6 +206,8 @@ def make_regressor(model: str = "logistic", model_kwargs: Mapping[str, Any] | No
         values = y[weight > 0]
         if values.min() == values.max():  # nothing to learn (e.g. one class only)
             return np.full(len(y), float(values[0]))
+        if model == "hgb":
+            return _hgb(key, x, y, weight, kind, kwargs)
         if kind == "binary":
             clf = _cached_classifier(model, frozen)
             params = clf.fit(key, x, y, sample_weight=weight)
@@ -153,6 +219,95 @@ def make_regressor(model: str = "logistic", model_kwargs: Mapping[str, Any] | No
         return _mlp_regression(key, x, y, weight, kind, kwargs)
 
     return regress_fn
+
+
+def _hgb(key, x, y, weight, kind, kwargs):
+    """scikit-learn histogram gradient boosting on the rows with weight > 0; soft targets
+    ("unit") by the duplicated-rows log-loss of `_soft_logistic`. One OpenMP thread: the
+    fits are small, and a thread pool per fit on a busy machine costs ~50x more time."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _hgb_fit_predict(key, x, y, weight, kind, kwargs)
+
+
+def _hgb_fit_predict(key, x, y, weight, kind, kwargs):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    seed = int(jax.random.bits(key, dtype=jnp.uint32)) % (2**31 - 1)
+    keep = weight > 0
+    xf, yf = x[keep].astype(np.float64), y[keep].astype(np.float64)
+    rarest = len(yf) if kind != "binary" else int(min(yf.sum(), len(yf) - yf.sum()))
+    if kwargs.get("early_stopping") and min(len(yf), 10 * rarest) < HGB_MIN_EARLY_STOPPING:
+        # Too few rows (of the rarer class) for a stratified validation split: a fixed,
+        # short run instead.
+        kwargs = {**kwargs, "early_stopping": False, "max_iter": min(kwargs["max_iter"], 50)}
+    if kind == "real":
+        reg = HistGradientBoostingRegressor(random_state=seed, **kwargs).fit(xf, yf)
+        return reg.predict(x).astype(np.float64)
+    clf = HistGradientBoostingClassifier(random_state=seed, **kwargs)
+    if kind == "unit":
+        both = np.concatenate([yf, 1.0 - yf])
+        labels = np.concatenate([np.ones(len(yf)), np.zeros(len(yf))])
+        clf.fit(np.concatenate([xf, xf]), labels, sample_weight=both)
+    else:
+        clf.fit(xf, yf.astype(np.int64))
+    proba = clf.predict_proba(x)
+    return proba[:, list(clf.classes_).index(1)].astype(np.float64)
+
+
+def out_of_fold_loss(pred: np.ndarray, y: np.ndarray, rows: np.ndarray, kind: str) -> float:
+    """Mean loss of predictions on `rows`: log loss (binary / unit; predictions clipped to
+    [1e-6, 1 - 1e-6]) or squared error (real)."""
+    p, t = pred[rows].astype(np.float64), y[rows].astype(np.float64)
+    if kind == "real":
+        return float(np.mean((t - p) ** 2))
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(t * np.log(p) + (1 - t) * np.log1p(-p)))
+
+
+class NuisanceFit(NamedTuple):
+    """A cross-fitted nuisance and how it was chosen.
+
+    Attributes:
+      pred: [n] float64 out-of-fold predictions of the chosen candidate.
+      model: the chosen candidate ("mean" when there are no features).
+      cv_loss: candidate -> out-of-fold loss on the fitting rows (`out_of_fold_loss`).
+    """
+
+    pred: np.ndarray
+    model: str
+    cv_loss: dict[str, float]
+
+
+def cross_fit_select(
+    key: jax.Array,
+    regressors: Mapping[str, RegressFn],
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    kind: str,
+) -> NuisanceFit:
+    """`cross_fit` of every candidate on the same folds and key; keeps the one of smallest
+    out-of-fold loss on `rows` (the discrete super learner, module docstring).
+
+    Args: as `cross_fit`, with `regressors` {name: regress_fn} (`make_regressors`).
+
+    Returns:
+      `NuisanceFit`; with one candidate its predictions are exactly `cross_fit`'s.
+    """
+    if x.shape[1] == 0:
+        pred = cross_fit(key, next(iter(regressors.values())), x, y, rows, folds, n_folds, kind)
+        return NuisanceFit(pred, "mean", {})
+    preds = {
+        name: cross_fit(key, fn, x, y, rows, folds, n_folds, kind)
+        for name, fn in regressors.items()
+    }
+    losses = {name: out_of_fold_loss(p, y, rows, kind) for name, p in preds.items()}
+    best = min(losses, key=lambda name: (not np.isfinite(losses[name]), losses[name]))
+    return NuisanceFit(preds[best], best, losses)
 
 
 def _soft_logistic(key, x, y, weight, frozen):

@@ -3,7 +3,7 @@
 - `roles`: the causal roles X, Z, W, Y of a table (`CausalRoles`) and (X, Y)-balanced
   real examples.
 - `tokens`, `local`: the offline generator, a small autoregressive transformer over rows
-  tokenised in causal order, with path-specific interventions (`PathWeights`).
+  tokenised in causal order, with path-specific guidance (`PathGuidance`; `PathWeights`).
 - `llm`: the optional backend, any OpenAI-compatible chat-completions server, with the
   FairCauseSyn prompt and a strict reply parser.
 - `refine`: the loop generate -> audit (`fairjax.causal.decompose`) -> adjust, toward the
@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import pandas as pd
 
-from fairjax.faircausesyn.local import LocalConfig, PathWeights, fit_local
+from fairjax.faircausesyn.local import LocalConfig, PathGuidance, PathWeights, fit_local
 from fairjax.faircausesyn.pipeline import (
     PRESETS,
     ROLES,
@@ -48,6 +48,7 @@ __all__ = [
     "FairCauseSynModel",
     "Goal",
     "LocalConfig",
+    "PathGuidance",
     "PathWeights",
     "audit",
     "balanced_rows",

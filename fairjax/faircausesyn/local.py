@@ -3,7 +3,7 @@
     roles = make_roles(frame, X="sex", Z=["age", "race"], W=["education"], Y="death",
                        x0="female", x1="male")
     model = fit_local(jax.random.key(0), frame, roles, config=PRESETS["quick"])
-    rows = model.sample(jax.random.key(1), 1000, weights=PathWeights(direct=1.0))
+    rows = model.sample(jax.random.key(1), 1000, guidance=PathGuidance(direct=-1.0))
     rows = model.sample(jax.random.key(2), 1000,
                         prefix=balanced_prefix(jax.random.key(3), frame, roles, 1000))
 
@@ -13,12 +13,28 @@ Transformer (`nets.RowTransformer`) trained with next-token cross-entropy restri
 tokens valid at each position. Generation samples one column after the other
 (`lax.scan` over positions, temperature and nucleus sampling).
 
-Path-specific generation (`PathWeights`) changes which X value the model sees while it
-generates each column group, per row and with independent Bernoulli draws: Z sees an
-independent X' ~ p_model(X) (w.p. `spurious`), W sees x0 (w.p. `indirect`), Y sees x0
-(w.p. `direct`); the row keeps its own X. X' is drawn with the same temperature and
-top_p as the row. Weight 1 removes the path's effect at the model level, a weight w scales
-it by about (1 - w).
+Path-specific guidance (`PathGuidance`): while the model generates the columns of a group
+g (Z spurious, W indirect, Y direct) of a row with protected value x, its next-token
+log-probabilities (over the valid tokens) are
+
+    logits = logits(. | x) + gamma_g * (logits(. | x) - logits(. | x'_g)),
+
+where logits(. | x') is the same model seeing x' in place of the row's X: x'_Z = X', an
+independent draw from p_model(X) per row (the spurious path carries the Z | X dependence),
+and x'_W = x'_Y = x0 (the indirect and direct paths carry the effect of x1 against x0). So
+gamma = -1 generates the group as if the row had x' (the path's intervention), gamma = 0
+leaves the model alone, gamma in (-1, 0) weakens the path and gamma > 0 strengthens it
+(classifier-free-guidance style extrapolation). The row keeps its own X; rows with
+x = x0 are unchanged on the W and Y paths. X' is drawn with the row's temperature and top_p.
+
+`PathWeights` (the older interface, still accepted) removes each path from a random
+fraction of the rows instead: with probability `spurious` / `indirect` / `direct` the row's
+group uses gamma = -1, otherwise the guidance's gamma. Both can be combined; a PathWeights
+weight w scales a path's effect by about (1 - w) and cannot exceed the model's own effect,
+which is why the refinement loop now steers gamma (`refine.path_guidance_adjuster`).
+Migration: `PathWeights(direct=1.0)` is `PathGuidance(direct=-1.0)` exactly (the same rows
+for the same key); fractional weights have no exact gamma equivalent (a mixture of rows
+against a geometric interpolation of the conditionals).
 
 The paper prompts an LLM with example rows balanced over the (X, Y) cells; here
 `balanced_prefix` draws such rows and `sample(prefix=...)` forces their leading columns.
@@ -175,6 +191,25 @@ class PathWeights(NamedTuple):
 NO_PATH_REMOVED = PathWeights()
 
 
+class PathGuidance(NamedTuple):
+    """Per-path guidance weights gamma in logit space (module docstring).
+
+    Attributes:
+      spurious: gamma of the Z columns (counterfactual X' ~ p_model(X)).
+      indirect: gamma of the W columns (counterfactual x0).
+      direct: gamma of Y (counterfactual x0).
+    -1 removes the path, 0 leaves it as learned, > 0 strengthens it.
+    """
+
+    spurious: float = 0.0
+    indirect: float = 0.0
+    direct: float = 0.0
+
+
+NO_GUIDANCE = PathGuidance()
+GAMMA_RANGE = (-5.0, 5.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class LocalRowModel:
     """A fitted local row generator.
@@ -202,6 +237,7 @@ class LocalRowModel:
         n: int,
         *,
         weights: PathWeights = NO_PATH_REMOVED,
+        guidance: PathGuidance = NO_GUIDANCE,
         temperature: float | None = None,
         top_p: float | None = None,
         prefix: pd.DataFrame | None = None,
@@ -213,6 +249,7 @@ class LocalRowModel:
           key: PRNG key; the same key (and arguments) gives the same rows.
           n: number of rows.
           weights: path-removal probabilities (`PathWeights`, module docstring).
+          guidance: per-path gamma in logit space (`PathGuidance`, module docstring).
           temperature: logits are divided by it; 0 takes the most probable token
             (default: `config.temperature`).
           top_p: sample from the smallest set of most probable tokens whose mass reaches
@@ -227,6 +264,7 @@ class LocalRowModel:
         n = _check_count("n", n)
         chunk_size = _check_count("chunk_size", chunk_size)
         w = _check_weights(weights)
+        gamma = _check_guidance(guidance)
         temperature = self.config.temperature if temperature is None else temperature
         top_p = self.config.top_p if top_p is None else top_p
         _check_sampling(temperature, top_p)
@@ -238,6 +276,7 @@ class LocalRowModel:
         shared = (
             jnp.asarray(k, jnp.int32),
             jnp.asarray(w),
+            jnp.asarray(gamma),
             jnp.asarray(temperature, jnp.float32),
             jnp.asarray(top_p, jnp.float32),
             jnp.asarray(self.tokenizer.valid_mask),
@@ -521,31 +560,30 @@ def make_choose():
 
 @functools.lru_cache(maxsize=16)
 def _compiled_sampler(spec: tuple[int, ...]):
-    """Jitted `run(params, keys[c], forced[c, L], k, weights[3], temperature, top_p,
-    valid[L, V], groups[L], x0_token) -> tokens[c, L]`; row i uses keys[i] only."""
+    """Jitted `run(params, keys[c], forced[c, L], k, weights[3], gammas[3], temperature,
+    top_p, valid[L, V], groups[L], x0_token) -> tokens[c, L]`; row i uses keys[i] only."""
     apply_fn = nets.make_apply(_module(spec))
     choose = make_choose()
     length = spec[1]
 
-    def row(params, key, forced, k, weights, temperature, top_p, valid, groups, x0):
+    def row(params, key, forced, k, weights, gammas, temperature, top_p, valid, groups, x0):
         path_key, xprime_key, pos_key = jax.random.split(key, 3)
-        spurious, indirect, direct = jax.random.uniform(path_key, (3,)) < weights
+        removed = jax.random.uniform(path_key, (3,)) < weights
+        gamma = jnp.where(removed, -1.0, gammas)  # (spurious, indirect, direct) of this row
 
         def body(carry, p):
             tokens, x_prime = carry
-            x = tokens[0]
-            # The X this row's model sees while generating position p's column group.
-            view = jnp.select(
-                [groups[p] == GROUP_Z, groups[p] == GROUP_W, groups[p] == GROUP_Y],
-                [
-                    jnp.where(spurious, x_prime, x),
-                    jnp.where(indirect, x0, x),
-                    jnp.where(direct, x0, x),
-                ],
-                x,
+            g = groups[p]
+            # The counterfactual X of position p's column group, and its gamma.
+            other = jnp.where(g == GROUP_Z, x_prime, x0)
+            gam = jnp.select(
+                [g == GROUP_Z, g == GROUP_W, g == GROUP_Y], [gamma[0], gamma[1], gamma[2]], 0.0
             )
-            inputs = _shift(tokens).at[1].set(view)
-            logits = jnp.where(valid[p], apply_fn(params, inputs)[p], -jnp.inf)
+            inputs = _shift(tokens)
+            own = jax.nn.log_softmax(jnp.where(valid[p], apply_fn(params, inputs)[p], -jnp.inf))
+            cf = apply_fn(params, inputs.at[1].set(other))[p]
+            cf = jax.nn.log_softmax(jnp.where(valid[p], cf, -jnp.inf))
+            logits = jnp.where(valid[p], own + gam * (own - cf), -jnp.inf)
             token = choose(jax.random.fold_in(pos_key, p), logits, temperature, top_p)
             token = jnp.where(p < k, forced[p], token)
             # Position 0 sees only BOS: its logits are p_model(X), where X' is drawn from.
@@ -556,7 +594,7 @@ def _compiled_sampler(spec: tuple[int, ...]):
         (tokens, _), _ = jax.lax.scan(body, init, jnp.arange(length))
         return tokens
 
-    in_axes = (None, 0, 0, None, None, None, None, None, None, None)
+    in_axes = (None, 0, 0, None, None, None, None, None, None, None, None)
     return jax.jit(jax.vmap(row, in_axes=in_axes))
 
 
@@ -650,6 +688,19 @@ def _padded(n: int) -> int:
 
 def _mean_tail(losses: np.ndarray) -> float:
     return float(np.mean(losses[-max(1, len(losses) // 10) :]))
+
+
+def _check_guidance(guidance: Any) -> np.ndarray:
+    """[3] float32 (spurious, indirect, direct) gammas of a `PathGuidance`."""
+    if not isinstance(guidance, PathGuidance):
+        raise FairjaxError(f"guidance must be a PathGuidance; got {type(guidance).__name__}.")
+    lo, hi = GAMMA_RANGE
+    for name, value in guidance._asdict().items():
+        if not _is_number(value) or not lo <= value <= hi:
+            raise FairjaxError(
+                f"PathGuidance.{name} must be a number in [{lo}, {hi}]; got {value!r}."
+            )
+    return np.asarray(guidance, np.float32)
 
 
 def _check_weights(weights: Any) -> np.ndarray:

@@ -9,8 +9,10 @@
 from `ROLES`), measures the real data's effects (`refine.audit`), trains the local
 transformer (`local.fit_local`) or connects to an OpenAI-compatible server (`llm`), and runs
 the refinement loop (`refine.refine`): each round generates `rows_per_round` rows with the
-current generation state, audits them and adjusts the state. The state is a set of path
-weights for the local model (`local.PathWeights`, steered by `refine.path_weight_adjuster`)
+current generation state, audits them and adjusts the state. The state is the path
+guidance of the local model ({"guidance": `local.PathGuidance` fields}, steered by
+`refine.path_guidance_adjuster`; models refined before guidance existed keep path-removal
+weights {"spurious", "indirect", "direct"}, `local.PathWeights`)
 and the feedback paragraph of the prompt for a language model (`llm.feedback_text`). The
 model keeps the best round's state, so `sample` generates new rows the same way.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +166,15 @@ class FairCauseSynConfig:
         )
 
 
+def path_options(state: Mapping[str, Any]) -> dict:
+    """`LocalRowModel.sample` options of a local generation state: {"guidance": {...}} ->
+    guidance=PathGuidance(...); a flat {"spurious", "indirect", "direct"} (path-removal
+    weights of models refined before guidance existed) -> weights=PathWeights(...)."""
+    if "guidance" in state:
+        return {"guidance": local.PathGuidance(**state["guidance"])}
+    return {"weights": local.PathWeights(**state)}
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
@@ -261,8 +273,9 @@ class FairCauseSynModel:
 
     @property
     def state(self) -> Any:
-        """The best round's generation state: path weights {"spurious", "indirect",
-        "direct"} (local) or the prompt feedback text or None (llm)."""
+        """The best round's generation state: path guidance {"guidance": {"spurious",
+        "indirect", "direct"}} (local; path weights {"spurious", "indirect", "direct"} in
+        models refined before guidance existed) or the prompt feedback text or None (llm)."""
         return self.best["state"]
 
     def sample(
@@ -288,7 +301,7 @@ class FairCauseSynModel:
             return self.generator.sample(
                 key,
                 n,
-                weights=local.PathWeights(**self.state),
+                **path_options(self.state),
                 temperature=temperature,
                 top_p=top_p,
             )
@@ -391,11 +404,11 @@ def fit(
             raise FairjaxError(f"generator was trained for {generator.roles}, not {roles}.")
 
         def generate_fn(k, state):
-            rows = generator.sample(k, n_rows, weights=local.PathWeights(**state))
+            rows = generator.sample(k, n_rows, **path_options(state))
             return rows, {"rows": len(rows)}
 
-        adjust_fn = refine.path_weight_adjuster
-        state = dict(local.PathWeights()._asdict())
+        adjust_fn = refine.path_guidance_adjuster
+        state = {"guidance": dict(local.PathGuidance()._asdict())}
     else:
         backend = config.backend_config()
         examples = balanced_rows(example_key, frame, roles, per_cell=EXAMPLES_PER_CELL)

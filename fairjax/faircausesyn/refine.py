@@ -22,11 +22,19 @@ with target values g on the scale of the real data's total variation:
 - "fair": g = 0 for the chosen effects (default ctfde, ctfie, ctfse), or the real value for
   effects declared business necessity; other measures are free.
 
-`path_weight_adjuster` is the local model's `adjust_fn`: each effect is steered by its own
-path weight (ctfde <- direct, ctfie <- indirect, ctfse <- spurious; `local.PathWeights`),
-assuming the effect is linear in the weight (a weight w removes the path from a fraction w
-of the rows, so m(w) ~ (1 - w) m(0)): a line through the rounds measured so far (through
-(1, 0) while only one is known) is solved for the target and clipped to [0, 1].
+`path_guidance_adjuster` is the local model's `adjust_fn`: each effect is steered by the
+guidance weight gamma of its own path (ctfde <- direct, ctfie <- indirect, ctfse <-
+spurious; `local.PathGuidance`), in both directions: gamma = -1 removes the path, 0 is the
+trained model, gamma > 0 strengthens it, so faithful mode can raise an effect the generator
+under-reproduces and fair mode can drive it to 0 or hold a business-necessity value. To
+first order the effect is linear in gamma, m(gamma) ~ (1 + gamma) m(0): a line through the
+rounds measured so far (through (-1, 0) while only one gamma is known) is solved for the
+target and clipped to `GAMMA_STEER_RANGE`. The state is {"guidance": {"spurious",
+"indirect", "direct"}}.
+
+`path_weight_adjuster` steers the older removal probabilities (`local.PathWeights`, state
+{"spurious", "indirect", "direct"} in [0, 1]); it can only shrink effects (m(w) ~ (1 - w)
+m(0)) and is kept for models refined before guidance existed.
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ from fairjax.faircausesyn.roles import CausalRoles
 MODES = ("faithful", "fair")
 EFFECTS = ("ctfde", "ctfie", "ctfse")
 PATH_OF = {"ctfde": "direct", "ctfie": "indirect", "ctfse": "spurious"}
+# Guidance weights the loop may choose: beyond ~3 the extrapolated conditionals leave the
+# support the model was trained on; below -1.5 an effect is reversed, not removed.
+GAMMA_STEER_RANGE = (-1.5, 3.0)
 
 Measures = dict[str, tuple[float, float]]  # measure -> (value, standard error)
 
@@ -250,6 +261,42 @@ def refine(
     return RefineResult(frames[best], best, rounds, goal)
 
 
+def _secant(xs: np.ndarray, ms: np.ndarray, anchor: float, target: float) -> float | None:
+    """The x where a least-squares line through (xs, ms) (with the point (anchor, 0) added
+    while every x is the same) reaches `target`; None when the slope is unknown or ~0."""
+    if np.ptp(xs) < 1e-6:
+        if abs(xs[0] - anchor) < 1e-6:  # only the anchor seen: nothing to learn the slope from
+            return None
+        xs, ms = np.append(xs, anchor), np.append(ms, 0.0)
+    slope, intercept = np.polyfit(xs, ms, 1)
+    if abs(slope) < 1e-9:
+        return None
+    return (target - intercept) / slope
+
+
+def path_guidance_adjuster(
+    state: Mapping[str, Mapping[str, float]], rounds: list[Round], goal: Goal
+) -> dict[str, dict[str, float]]:
+    """Next guidance {"guidance": {"spurious", "indirect", "direct"}} for the local generator.
+
+    For each targeted effect e with path p: fit m_e = a + b gamma_p to the rounds so far by
+    least squares (through (-1, 0) as a second point while every round used the same
+    gamma), solve for the target, clip to `GAMMA_STEER_RANGE`. Untargeted paths keep their
+    gamma.
+    """
+    new = dict(state["guidance"])
+    for effect, target in goal.targets.items():
+        if effect not in PATH_OF:
+            continue
+        path = PATH_OF[effect]
+        g = np.array([r.state["guidance"][path] for r in rounds], float)
+        m = np.array([r.measures[effect][0] for r in rounds], float)
+        step = _secant(g, m, -1.0, target)
+        if step is not None:
+            new[path] = float(np.clip(step, *GAMMA_STEER_RANGE))
+    return {"guidance": new}
+
+
 def path_weight_adjuster(
     state: Mapping[str, float], rounds: list[Round], goal: Goal
 ) -> dict[str, float]:
@@ -266,12 +313,7 @@ def path_weight_adjuster(
         path = PATH_OF[effect]
         w = np.array([r.state[path] for r in rounds], float)
         m = np.array([r.measures[effect][0] for r in rounds], float)
-        if np.ptp(w) < 1e-6:
-            w, m = np.append(w, 1.0), np.append(m, 0.0)
-            if abs(w[0] - 1.0) < 1e-6:  # only w = 1 seen: nothing to learn the slope from
-                continue
-        slope, intercept = np.polyfit(w, m, 1)
-        if abs(slope) < 1e-9:
-            continue
-        new[path] = float(np.clip((target - intercept) / slope, 0.0, 1.0))
+        step = _secant(w, m, 1.0, target)
+        if step is not None:
+            new[path] = float(np.clip(step, 0.0, 1.0))
     return new
