@@ -92,6 +92,7 @@ def atomic_file(
     )
     os.close(fd)
     tmp = Path(name)
+    _default_mode(tmp, 0o666)
     try:
         yield tmp
         if keep_if_unchanged and path.exists():
@@ -140,6 +141,7 @@ def atomic_folder(
     path = check_target(path, overwrite=overwrite, kind="folder", arg=arg, replaceable=replaceable)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    _default_mode(tmp, 0o777)
     try:
         yield tmp
         for f in sorted(tmp.rglob("*")):
@@ -164,6 +166,14 @@ def atomic_folder(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _default_mode(path: Path, mode: int) -> None:
+    """Give `path` the permissions a plain open() / mkdir() would (`mode` less the umask):
+    mkstemp / mkdtemp make them private (0600 / 0700), which a user's outputs are not."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

@@ -624,3 +624,20 @@ def test_check_param_shapes_names_the_leaf():
 def test_committed_results_are_untouched_by_this_file():
     """Runs last (file order): nothing above wrote into the repository's results/."""
     assert snapshot(ROOT / "results") == RESULTS_AT_IMPORT
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    """Temporary files are private (0600); the renamed output must not stay so."""
+    import os
+
+    from fairjax import outputs
+
+    umask = os.umask(0o022)
+    try:
+        path = outputs.write_text(tmp_path / "a.txt", "x")
+        with outputs.atomic_folder(tmp_path / "model") as folder:
+            (folder / "f").write_text("y")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "model").stat().st_mode & 0o777) == 0o755
