@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fairjax import __version__
 from fairjax.errors import FairjaxError
 from fairjax.generators import METHODS
 
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fairjax", description="Fair synthetic tabular data in JAX, and its evaluation."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"fairjax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="list the bundled data sets")
