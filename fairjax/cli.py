@@ -322,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["adult", "compas"],
         help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
     )
-    p.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp")
+    p.add_argument(
+        "--classifier",
+        choices=["mlp", "logistic", "hgb"],  # hgb: scikit-learn HistGradientBoostingClassifier
+        default="mlp",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-quality", action="store_true", help="skip MMD / C2ST / DCR")
     p.add_argument("--json", action="store_true")
