@@ -28,6 +28,7 @@ vmapped by the caller.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -476,14 +477,17 @@ def make_hist_gradient_boosting(
     max_leaf_nodes: int = 31,
     l2_regularization: float = 0.0,
     early_stopping: bool | str = "auto",
+    n_threads: int | None = None,
 ) -> Classifier:
     """scikit-learn's `HistGradientBoostingClassifier` as a `Classifier`.
 
     The arguments and their defaults are scikit-learn's (early stopping on a 10% validation
-    split when there are more than 10,000 rows). `fit(key, X, y, *, sample_weight=None)`
-    validates like the other classifiers and draws scikit-learn's `random_state` (which
-    only matters for early stopping's split) from `key`, so the same key gives the same
-    model.
+    split when there are more than 10,000 rows). `n_threads` caps its OpenMP threads
+    during fit and predict (None: scikit-learn's default, every core); on a machine whose
+    cores are busy with other work, 1 can be many times faster.
+    `fit(key, X, y, *, sample_weight=None)` validates like the other classifiers and
+    draws scikit-learn's `random_state` (which only matters for early stopping's split)
+    from `key`, so the same key gives the same model.
 
     Returns:
       A `Classifier` whose params are the fitted `HistGradientBoostingClassifier` (not a
@@ -505,6 +509,15 @@ def make_hist_gradient_boosting(
     _check_positive("l2_regularization", l2_regularization, zero_ok=True)
     if early_stopping not in ("auto", True, False):
         raise FairjaxError(f"early_stopping must be 'auto', True or False, got {early_stopping!r}.")
+    if n_threads is not None:
+        _check_positive("n_threads", n_threads, integer=True)
+
+    def threads():
+        if n_threads is None:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+        return threadpool_limits(n_threads, user_api="openmp")
 
     def fit(key: jax.Array, X: Any, y: Any, *, sample_weight: Any = None):
         """Fit to X [n, d], y [n] in {0, 1}, optional sample_weight [n]."""
@@ -518,12 +531,15 @@ def make_hist_gradient_boosting(
             early_stopping=early_stopping,
             random_state=seed,
         )
-        return model.fit(x, y_f.astype(np.int64), sample_weight=w)
+        with threads():
+            return model.fit(x, y_f.astype(np.int64), sample_weight=w)
 
     def hgb_predict_proba(model, x) -> np.ndarray:
         """P(y = 1 | x) [n] from the fitted estimator; x [n, d]."""
         x = np.asarray(x, np.float32)
-        return model.predict_proba(x)[:, list(model.classes_).index(1)].astype(np.float64)
+        with threads():
+            proba = model.predict_proba(x)
+        return proba[:, list(model.classes_).index(1)].astype(np.float64)
 
     return Classifier(fit=fit, predict_proba=hgb_predict_proba)
 

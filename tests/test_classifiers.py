@@ -274,7 +274,7 @@ def test_hgb_is_sklearns_model_behind_the_classifier_interface():
 
     x, y = _linear_problem(n=300)
     w = np.linspace(0.5, 1.5, len(y), dtype=np.float32)
-    clf = make_hist_gradient_boosting(max_iter=20, early_stopping=True)
+    clf = make_hist_gradient_boosting(max_iter=20, early_stopping=True, n_threads=1)
     model = clf.fit(jax.random.key(3), x, y, sample_weight=w)
     proba = clf.predict_proba(model, jnp.asarray(x))  # jax input is accepted
     assert proba.shape == (len(y),) and proba.dtype == np.float64
@@ -289,6 +289,8 @@ def test_hgb_is_sklearns_model_behind_the_classifier_interface():
     assert np.mean(predict(clf, model, x) == y) > 0.9
     with pytest.raises(FairjaxError, match="max_iter"):
         make_hist_gradient_boosting(max_iter=0)
+    with pytest.raises(FairjaxError, match="n_threads"):
+        make_hist_gradient_boosting(n_threads=0)
 
 
 # -------------------------------------------------------------- acceptance: Adult
