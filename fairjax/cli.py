@@ -189,6 +189,8 @@ def cmd_sample(args) -> None:
             ("label_proportion", args.label_proportion),
             ("lambda_y", args.lambda_y),
             ("lambda_z", args.lambda_z),
+            ("guide", args.guide),
+            ("guide_t_max", args.guide_t_max),
             ("sampler", args.sampler),
             ("steps", args.steps),
         )
@@ -449,10 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--label-proportion",
         type=float,
-        help="share of label 1 (default: FADM 0.5; joint baselines: as generated)",
+        help="share of label 1 (default: FADM the training share; joint baselines: as generated)",
     )
     p.add_argument("--lambda-y", type=float, help="label guidance scale")
-    p.add_argument("--lambda-z", type=float, help="sensitive entropy guidance scale")
+    p.add_argument("--lambda-z", type=float, help="sensitive guidance scale")
+    p.add_argument(
+        "--guide",
+        choices=["entropy", "uniform"],
+        help="FADM sensitive guide: entropy (the paper's) or uniform (grad mean_c log p(c|x))",
+    )
+    p.add_argument(
+        "--guide-t-max", type=float, help="FADM: the sensitive guide acts at t <= this only"
+    )
     p.add_argument("--sampler", choices=["em", "pc", "ode"])
     p.add_argument("--steps", type=_positive_int, help="solver steps")
     p.add_argument("--seed", type=int, default=0)

@@ -3,7 +3,10 @@
 `evaluate_synthetic` is what `fairjax evaluate` and the experiments call. It encodes both
 tables with one encoder fitted on the real data, trains a downstream classifier on the
 synthetic rows, tests it on the real rows, and adds distribution-level quality measures
-between the two tables.
+between the two tables, the sensitive-attribute leakage of the synthetic rows
+(`fairjax.metrics.sensitive_leakage`), and a real-data reference: the same classifier
+trained on real rows, scored out of fold (2-fold cross-fitting on the real table), so the
+synthetic rows' numbers have something to be read against.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ def evaluate_synthetic(
     classifier: str = "mlp",
     features: Sequence[str] | None = None,
     with_quality: bool = True,
+    with_reference: bool = True,
 ) -> dict:
     """Train a classifier on `synthetic`, test it on `real`; report utility, fairness, quality.
 
@@ -146,11 +150,13 @@ def evaluate_synthetic(
       features: classifier inputs; default `real.schema.features` (no label, no
         sensitive or domain column).
       with_quality: also compute MMD, the classifier two-sample test and DCR.
+      with_reference: also score the classifier trained on real rows (out of fold).
 
     Returns:
       dict with "n_real", "n_synthetic", "classifier", "utility" (accuracy, balanced
-      accuracy, AUC), "fairness" (see `group_fairness`) and, if asked, "quality" (see
-      `quality`).
+      accuracy, AUC), "fairness" (see `group_fairness`), "leakage" ({binary sensitive
+      column: `sensitive_leakage` readings}) and, if asked, "reference" ({"utility",
+      "fairness"} of the real-data classifier) and "quality" (see `quality`).
     """
     schema = real.schema
     features = list(schema.features if features is None else features)
@@ -168,28 +174,55 @@ def evaluate_synthetic(
     x_syn = encoder.encode(synthetic)
     y_syn = synthetic[schema.label].to_numpy(np.int64)
 
-    fit_key, quality_key = jax.random.split(key)
+    fit_key, quality_key, leak_key, ref_key = jax.random.split(key, 4)
     clf = classifiers.make_classifier(classifier)
     params = clf.fit(fit_key, x_syn, y_syn)
     proba = np.asarray(clf.predict_proba(params, x_real), np.float64)
-    y_pred = (proba >= 0.5).astype(np.int64)
-    y_true = real.y
+    sensitive = real.frame[list(schema.sensitive)]
     report = {
         "n_real": len(real),
         "n_synthetic": len(synthetic),
         "classifier": classifier,
-        "utility": {
-            "accuracy": metrics.accuracy(y_true, y_pred),
-            "balanced_accuracy": metrics.balanced_accuracy(y_true, y_pred),
-            "auc": metrics.roc_auc(y_true, proba),
+        **_scores(real.y, proba, sensitive),
+        "leakage": {
+            col: metrics.sensitive_leakage(leak_key, x_real, sensitive[col].to_numpy(), x_syn)
+            for col in sensitive.columns
+            if sensitive[col].nunique() == 2
         },
-        "fairness": group_fairness(y_true, y_pred, real.frame[list(schema.sensitive)]),
     }
+    if with_reference:
+        report["reference"] = _scores(
+            real.y, _out_of_fold_proba(ref_key, clf, x_real, real.y), sensitive
+        )
     if with_quality:
         with_label = np.concatenate([x_real, real.y[:, None]], axis=1)
         syn_with_label = np.concatenate([x_syn, y_syn[:, None]], axis=1).astype(np.float32)
         report["quality"] = quality(quality_key, with_label, syn_with_label)
     return report
+
+
+def _scores(y_true: np.ndarray, proba: np.ndarray, sensitive: pd.DataFrame) -> dict:
+    """{"utility", "fairness"} of probabilities `proba` [n] thresholded at 0.5."""
+    y_pred = (proba >= 0.5).astype(np.int64)
+    return {
+        "utility": {
+            "accuracy": metrics.accuracy(y_true, y_pred),
+            "balanced_accuracy": metrics.balanced_accuracy(y_true, y_pred),
+            "auc": metrics.roc_auc(y_true, proba),
+        },
+        "fairness": group_fairness(y_true, y_pred, sensitive),
+    }
+
+
+def _out_of_fold_proba(key, clf: classifiers.Classifier, x: np.ndarray, y: np.ndarray):
+    """P(y = 1 | x) [n] of every row from `clf` fitted on the other half (stratified)."""
+    split_key, fit_key = jax.random.split(key)
+    a, b = classifiers.stratified_split(split_key, y, 0.5)
+    proba = np.empty(len(y), np.float64)
+    for i, (train, test) in enumerate(((a, b), (b, a))):
+        params = clf.fit(jax.random.fold_in(fit_key, i), x[train], y[train])
+        proba[test] = np.asarray(clf.predict_proba(params, x[test]), np.float64)
+    return proba
 
 
 def format_report(report: dict) -> str:
@@ -198,9 +231,17 @@ def format_report(report: dict) -> str:
         ("rows (real / synthetic)", f"{report['n_real']} / {report['n_synthetic']}"),
         ("classifier", report["classifier"]),
     ]
-    rows += [(f"utility.{k}", _fmt(v)) for k, v in report["utility"].items()]
-    for col, values in report["fairness"].items():
-        rows += [(f"fairness[{col}].{k}", _fmt(v)) for k, v in values.items()]
+    sections = [("", report)]
+    if "reference" in report:
+        rows.append(("reference", "the classifier trained on real rows (2-fold, out of fold)"))
+        sections.append(("reference.", report["reference"]))
+    for prefix, part in sections:
+        rows += [(f"{prefix}utility.{k}", _fmt(v)) for k, v in part["utility"].items()]
+        for col, values in part["fairness"].items():
+            rows += [(f"{prefix}fairness[{col}].{k}", _fmt(v)) for k, v in values.items()]
+    for col, values in report.get("leakage", {}).items():
+        keep = ("probe_auc", "real_confidence", "synthetic_confidence", "synthetic_confident_share")
+        rows += [(f"leakage[{col}].{k}", _fmt(values[k])) for k in keep]
     rows += [(f"quality.{k}", _fmt(v)) for k, v in report.get("quality", {}).items()]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

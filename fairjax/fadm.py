@@ -62,7 +62,11 @@ class FADMConfig:
       first_order: drop second-order terms of the meta-gradient.
       scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
       sampler, sample_steps: default reverse-time solver and its number of steps.
-      lambda_y, lambda_z: default label / entropy guidance scales.
+      lambda_y, lambda_z: default label / sensitive guidance scales.
+      guide: default sensitive guide, a key of `guidance.SENSITIVE_GUIDES`: "entropy"
+        (the paper's grad H) or "uniform" (grad of mean_c log p_t(c | x), whose push does
+        not vanish on the rows the sensitive classifier is sure about).
+      guide_t_max: the sensitive guide acts at times t <= guide_t_max only (1 = always).
       sensitive_output: "independent" (draw from the training marginal) or "omit".
     """
 
@@ -88,6 +92,8 @@ class FADMConfig:
     sample_steps: int = 1000
     lambda_y: float = 1.0
     lambda_z: float = 1.0
+    guide: str = "entropy"
+    guide_t_max: float = 1.0
     sensitive_output: str = "independent"
 
     def __post_init__(self):
@@ -95,6 +101,7 @@ class FADMConfig:
             "sde": ("vp", "subvp"),
             "meta": ("auto", "on", "off"),
             "sampler": SAMPLERS,
+            "guide": tuple(guidance.SENSITIVE_GUIDES),
             "sensitive_output": ("independent", "omit"),
         }
         for name, allowed in choices.items():
@@ -103,6 +110,8 @@ class FADMConfig:
         for name in ("width", "num_blocks", "batch_size", "score_steps", "classifier_steps"):
             if int(getattr(self, name)) < 1:
                 raise FairjaxError(f"{name} must be a positive integer; got {getattr(self, name)}")
+        if not 0.0 < float(self.guide_t_max) <= 1.0:
+            raise FairjaxError(f"guide_t_max must lie in (0, 1]; got {self.guide_t_max}")
 
 
 PRESETS = {
@@ -134,8 +143,27 @@ class Networks(NamedTuple):
         return -self.eps_fn(params, x, t) / std
 
 
-def make_modules(config: FADMConfig, dim: int, num_labels: int, num_sensitive: int) -> tuple:
-    """Flax modules (score net, label classifier, sensitive classifier) of a config."""
+class NetSpec(NamedTuple):
+    """The fields of a config that fix the SDE and the networks (not training or sampling):
+    compiled samplers are cached on this, so a sampling-only option never re-traces."""
+
+    sde: str
+    beta_min: float
+    beta_max: float
+    width: int
+    num_blocks: int
+    time_dim: int
+    classifier_width: int
+    classifier_blocks: int
+
+    @classmethod
+    def of(cls, config: Any) -> NetSpec:
+        """The spec of an `FADMConfig` (or any object with these fields)."""
+        return cls(*(getattr(config, f) for f in cls._fields))
+
+
+def make_modules(config: Any, dim: int, num_labels: int, num_sensitive: int) -> tuple:
+    """Flax modules (score net, label classifier, sensitive classifier) of a config or spec."""
 
     def classifier(c):
         return nets.TimeConditionedMLP(c, config.classifier_width, config.classifier_blocks)
@@ -144,13 +172,17 @@ def make_modules(config: FADMConfig, dim: int, num_labels: int, num_sensitive: i
     return score, classifier(num_labels), classifier(num_sensitive)
 
 
-@functools.lru_cache(maxsize=32)
-def make_networks(config: FADMConfig, dim: int, num_labels: int, num_sensitive: int) -> Networks:
+def make_networks(config: Any, dim: int, num_labels: int, num_sensitive: int) -> Networks:
     """The SDE and the three networks of a config, for rows of `dim` encoded features."""
-    make_sde = sde.make_vp_sde if config.sde == "vp" else sde.make_subvp_sde
-    score, label, sensitive = make_modules(config, dim, num_labels, num_sensitive)
+    return _make_networks(NetSpec.of(config), dim, num_labels, num_sensitive)
+
+
+@functools.lru_cache(maxsize=32)
+def _make_networks(spec: NetSpec, dim: int, num_labels: int, num_sensitive: int) -> Networks:
+    make_sde = sde.make_vp_sde if spec.sde == "vp" else sde.make_subvp_sde
+    score, label, sensitive = make_modules(spec, dim, num_labels, num_sensitive)
     return Networks(
-        sde=make_sde(beta_min=config.beta_min, beta_max=config.beta_max),
+        sde=make_sde(beta_min=spec.beta_min, beta_max=spec.beta_max),
         eps_fn=nets.make_apply(score),
         label_logits_fn=nets.make_apply(label),
         sensitive_logits_fn=nets.make_apply(sensitive),
@@ -170,6 +202,8 @@ class FADMModel:
       sensitive_probs: their training frequencies.
       history: {"score", "label", "sensitive"} final training losses and whether
         meta-learning was used, for the record.
+      label_rate: share of label 1 in the training rows, the default label proportion of
+        `sample` (None in folders saved before it was recorded: then 0.5).
     """
 
     config: FADMConfig
@@ -179,6 +213,7 @@ class FADMModel:
     sensitive_values: tuple
     sensitive_probs: tuple[float, ...]
     history: dict
+    label_rate: float | None = None
 
     def sample(
         self,
@@ -186,9 +221,11 @@ class FADMModel:
         n: int,
         *,
         labels: Any = None,
-        label_proportion: float = 0.5,
+        label_proportion: float | None = None,
         lambda_y: float | None = None,
         lambda_z: float | None = None,
+        guide: str | None = None,
+        guide_t_max: float | None = None,
         sampler: str | None = None,
         steps: int | None = None,
         chunk_size: int = 4096,
@@ -201,13 +238,17 @@ class FADMModel:
           n: number of rows.
           labels: [n] requested label of each row (0/1); default: drawn with
             P(y = 1) = `label_proportion`.
-          label_proportion: share of rows with label 1 when `labels` is None.
-          lambda_y, lambda_z: guidance scales (default: the config's).
+          label_proportion: P(y = 1) of the drawn labels when `labels` is None; default
+            the training rows' share of label 1 (`label_rate`).
+          lambda_y, lambda_z: label / sensitive guidance scales (default: the config's).
+          guide: sensitive guide, "entropy" or "uniform" (default: the config's).
+          guide_t_max: the sensitive guide acts at t <= guide_t_max (default: the config's).
           sampler: "em" (Euler-Maruyama, the paper's), "pc" (predictor-corrector) or
             "ode" (probability-flow ODE, Heun); default the config's.
           steps: solver steps (default the config's `sample_steps`).
-          chunk_size: rows per compiled call (memory bound; results do not depend on it).
-          progress: show a progress bar over chunks.
+          chunk_size: most rows per compiled call (memory bound; results do not depend
+            on it); a smaller request runs in the next power of two >= 256 rows.
+          progress: show a progress bar counting rows.
 
         Returns:
           DataFrame of `n` rows: the feature columns, the sensitive column (unless the
@@ -216,27 +257,42 @@ class FADMModel:
         cfg = self.config
         sampler = cfg.sampler if sampler is None else sampler
         steps = cfg.sample_steps if steps is None else int(steps)
+        guide = cfg.guide if guide is None else guide
+        t_max = cfg.guide_t_max if guide_t_max is None else float(guide_t_max)
         if sampler not in SAMPLERS:
             raise FairjaxError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
+        if guide not in guidance.SENSITIVE_GUIDES:
+            raise FairjaxError(
+                f"guide must be one of {tuple(guidance.SENSITIVE_GUIDES)}; got {guide!r}"
+            )
+        if not 0.0 < t_max <= 1.0:
+            raise FairjaxError(f"guide_t_max must lie in (0, 1]; got {t_max}")
         if int(n) < 1 or steps < 1:
             raise FairjaxError(f"n and steps must be positive; got n={n}, steps={steps}")
+        n = int(n)
+        if label_proportion is None and labels is None:
+            label_proportion = 0.5 if self.label_rate is None else self.label_rate
         label_key, z_key, row_key = jax.random.split(key, 3)
-        y = _labels(label_key, int(n), labels, label_proportion)
+        y = _labels(label_key, n, labels, label_proportion)
         run = _compiled_sampler(
-            cfg, self.encoder.dim, 2, len(self.sensitive_values), sampler, steps
+            NetSpec.of(cfg), self.encoder.dim, 2, len(self.sensitive_values), sampler, steps, guide
         )
-        keys = jax.random.split(row_key, int(n))
+        keys = jax.random.split(row_key, n)
         scales = (
             jnp.float32(cfg.lambda_y if lambda_y is None else lambda_y),
             jnp.float32(cfg.lambda_z if lambda_z is None else lambda_z),
+            jnp.float32(t_max),
         )
+        size = min(int(chunk_size), max(256, 1 << (n - 1).bit_length()))
         xs = []
-        for start in tqdm(range(0, int(n), chunk_size), desc="sampling", disable=not progress):
-            stop = min(start + chunk_size, int(n))
-            pad = chunk_size - (stop - start)
-            k = jnp.concatenate([keys[start:stop], jnp.repeat(keys[stop - 1 : stop], pad, 0)])
-            c = jnp.concatenate([y[start:stop], jnp.repeat(y[stop - 1 : stop], pad, 0)])
-            xs.append(np.asarray(run(self.params, k, c, *scales))[: stop - start])
+        with tqdm(total=n, desc="sampling", unit="rows", disable=not progress) as bar:
+            for start in range(0, n, size):
+                stop = min(start + size, n)
+                pad = size - (stop - start)
+                k = jnp.concatenate([keys[start:stop], jnp.repeat(keys[stop - 1 : stop], pad, 0)])
+                c = jnp.concatenate([y[start:stop], jnp.repeat(y[stop - 1 : stop], pad, 0)])
+                xs.append(np.asarray(run(self.params, k, c, *scales))[: stop - start])
+                bar.update(stop - start)
         frame = self.encoder.decode(np.concatenate(xs))
         return self._finish(frame, np.asarray(y), z_key)
 
@@ -285,20 +341,26 @@ def _labels(key, n: int, labels, proportion: float) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sampler(config, dim, num_labels, num_sensitive, sampler, steps):
-    """Jitted `run(params, keys[c], y[c], lambda_y, lambda_z) -> x_0[c, dim]`, built once per
-    static setting so repeated `sample` calls do not retrace. Rows are sharded over all
-    devices (`sampling.shard_rows`); row i's prior draw and noise come from keys[i] only."""
-    nw = make_networks(config, dim, num_labels, num_sensitive)
+def _compiled_sampler(
+    spec: NetSpec, dim: int, num_labels: int, num_sensitive: int, sampler: str, steps: int,
+    guide: str,
+):  # fmt: skip
+    """Jitted `run(params, keys[c], y[c], lambda_y, lambda_z, t_max) -> x_0[c, dim]`, built
+    once per static setting (networks, solver, steps, guide), so `sample` calls that differ
+    only in scales or `guide_t_max` do not retrace. Rows are sharded over all devices
+    (`sampling.shard_rows`); row i's prior draw and noise come from keys[i] only."""
+    nw = _make_networks(spec, dim, num_labels, num_sensitive)
 
     @jax.jit
-    def run(params, keys, y, lambda_y, lambda_z):
+    def run(params, keys, y, lambda_y, lambda_z, t_max):
         score = guidance.fair_guided(
             lambda x, t, cond: nw.score_fn(params["score"], x, t),
             label_logits_fn=lambda x, t: nw.label_logits_fn(params["label"], x, t),
             sensitive_logits_fn=lambda x, t: nw.sensitive_logits_fn(params["sensitive"], x, t),
             label_scale=lambda_y,
             sensitive_scale=lambda_z,
+            sensitive_guide=guide,
+            sensitive_t_max=t_max,
         )
         return sampling.sample_from_prior(
             nw.sde, score, keys, y, dim=dim, sampler=sampler, num_steps=steps
@@ -388,6 +450,7 @@ def fit(
         sensitive_values=tuple(z_values.tolist()),
         sensitive_probs=tuple(float(c) / len(z) for c in counts),
         history=history,
+        label_rate=float(np.mean(y)),
     )
 
 

@@ -34,7 +34,10 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from fairjax.errors import FairjaxError
+
 __all__ = [
+    "SENSITIVE_GUIDES",
     "entropy",
     "entropy_guided",
     "fair_guided",
@@ -42,6 +45,9 @@ __all__ = [
     "label_guided",
     "label_log_prob",
     "sensitive_entropy",
+    "sensitive_uniform_log_prob",
+    "time_window",
+    "uniform_guided",
 ]
 
 ScoreFn = Callable[[Array, Array, Any], Array]  # (x[d], t[], cond) -> [d]
@@ -95,6 +101,51 @@ def sensitive_entropy(logits_fn: LogitsFn) -> GuideFn:
         A per-example guide function returning a scalar (nats).
     """
     return lambda x, t, cond: entropy(logits_fn(x, t))
+
+
+def sensitive_uniform_log_prob(logits_fn: LogitsFn) -> GuideFn:
+    """``(x, t, cond) -> mean_c log p_t(c | x) = -KL(U || p_t(. | x)) - log C``; ``cond`` ignored.
+
+    The log-likelihood of the uniform distribution ``U`` over the ``C`` sensitive values under
+    the classifier: maximal (``-log C``) exactly where the classifier cannot tell the values
+    apart, like the entropy. Unlike the entropy its gradient does not vanish where the
+    classifier is confident: for binary ``z`` with logit ``l = l_1 - l_0``,
+    ``d/dl = 1/2 - sigmoid(l)`` tends to ``-+1/2`` as ``l -> +-inf``, whereas
+    ``dH/dl = -l sigmoid(l) (1 - sigmoid(l))`` tends to 0. So the rows that carry the most
+    sensitive information are pushed hardest rather than least.
+
+    Args:
+        logits_fn: time-conditioned classifier of the sensitive attribute ``(x[d], t[]) -> [C]``.
+
+    Returns:
+        A per-example guide function returning a scalar (nats).
+    """
+    return lambda x, t, cond: jnp.mean(jax.nn.log_softmax(logits_fn(x, t)))
+
+
+# Sensitive-attribute guides by name: logits_fn -> guide_fn, all maximal where p_t(z | x) is
+# uniform. "entropy" is FADM's (arXiv 2406.09495 eq. 11).
+SENSITIVE_GUIDES: dict[str, Callable[[LogitsFn], GuideFn]] = {
+    "entropy": sensitive_entropy,
+    "uniform": sensitive_uniform_log_prob,
+}
+
+
+def time_window(guide_fn: GuideFn, t_max: ArrayLike) -> GuideFn:
+    """``guide_fn`` where ``t <= t_max``, 0 (so no gradient) at noisier times.
+
+    At large ``t`` the noised rows carry little of ``z`` and a time-conditioned classifier is
+    least reliable; guiding only the last part of the reverse process (``t <= t_max``) keeps
+    its push where the sensitive information is decided. ``t_max >= T`` is the identity.
+
+    Args:
+        guide_fn: scalar ``(x[d], t[], cond) -> []``.
+        t_max: last (largest) time at which the guide acts.
+
+    Returns:
+        A guide function with the same signature.
+    """
+    return lambda x, t, cond: jnp.where(t <= t_max, guide_fn(x, t, cond), 0.0)
 
 
 def guided(score_fn: ScoreFn, guide_fn: GuideFn, scale: ArrayLike) -> ScoreFn:
@@ -164,6 +215,23 @@ def entropy_guided(score_fn: ScoreFn, logits_fn: LogitsFn, scale: ArrayLike) -> 
     return guided(score_fn, sensitive_entropy(logits_fn), scale)
 
 
+def uniform_guided(score_fn: ScoreFn, logits_fn: LogitsFn, scale: ArrayLike) -> ScoreFn:
+    """Uniform-target guidance ``s + scale * grad_x mean_c log p_t(c | x)``.
+
+    See :func:`sensitive_uniform_log_prob` for why its push does not vanish on the rows where
+    the sensitive classifier is confident, unlike :func:`entropy_guided`.
+
+    Args:
+        score_fn: ``(x[d], t[], cond) -> [d]``.
+        logits_fn: time-conditioned sensitive-attribute classifier ``(x[d], t[]) -> [C]``.
+        scale: guidance weight.
+
+    Returns:
+        The guided ``score_fn``; ``cond`` is passed through to ``score_fn`` unchanged.
+    """
+    return guided(score_fn, sensitive_uniform_log_prob(logits_fn), scale)
+
+
 def fair_guided(
     score_fn: ScoreFn,
     *,
@@ -172,11 +240,13 @@ def fair_guided(
     label_scale: ArrayLike,
     sensitive_scale: ArrayLike,
     label_fn: Callable[[Any], ArrayLike] = _identity,
+    sensitive_guide: str = "entropy",
+    sensitive_t_max: ArrayLike = jnp.inf,
 ) -> ScoreFn:
-    """The FADM guided score ``s + lambda_y grad log p_t(y|x) + lambda_z grad H(p_t(z|x))``.
+    """The FADM guided score ``s + lambda_y grad log p_t(y|x) + lambda_z grad G(p_t(z|x))``.
 
-    Plugging it into any sampler gives the guided reverse SDE (or its probability-flow ODE)
-    of FADM eq. 11.
+    With ``G`` the entropy this is FADM eq. 11; plugging it into any sampler gives the guided
+    reverse SDE (or its probability-flow ODE).
 
     Args:
         score_fn: ``(x[d], t[], cond) -> [d]``.
@@ -185,6 +255,10 @@ def fair_guided(
         label_scale: ``lambda_y``.
         sensitive_scale: ``lambda_z``.
         label_fn: picks the row's requested label from ``cond`` (default: ``cond`` itself).
+        sensitive_guide: ``G``, a key of :data:`SENSITIVE_GUIDES`: ``"entropy"`` (the
+            paper's) or ``"uniform"`` (:func:`sensitive_uniform_log_prob`).
+        sensitive_t_max: the sensitive guide acts only at ``t <= sensitive_t_max``
+            (:func:`time_window`; default: at every time).
 
     Returns:
         The guided ``score_fn``.
@@ -192,5 +266,10 @@ def fair_guided(
     References:
         arXiv:2406.09495 eq. 11.
     """
+    if sensitive_guide not in SENSITIVE_GUIDES:
+        raise FairjaxError(
+            f"sensitive_guide must be one of {sorted(SENSITIVE_GUIDES)}; got {sensitive_guide!r}"
+        )
     score_fn = label_guided(score_fn, label_logits_fn, label_scale, label_fn=label_fn)
-    return entropy_guided(score_fn, sensitive_logits_fn, sensitive_scale)
+    guide_fn = SENSITIVE_GUIDES[sensitive_guide](sensitive_logits_fn)
+    return guided(score_fn, time_window(guide_fn, sensitive_t_max), sensitive_scale)

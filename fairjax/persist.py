@@ -118,11 +118,14 @@ def save_model(model: Any, path: str | Path, *, method: str) -> None:
 
 def load_model(model_cls: type, path: str | Path, *, method: str, config_cls: type) -> Any:
     """Inverse of `save_model`: rebuild `model_cls` from a saved folder (lists read back
-    into fields annotated as tuples become tuples)."""
+    into fields annotated as tuples become tuples; a field with a default that an older
+    folder lacks keeps its default)."""
     saved = load(path, method=method, config_cls=config_cls)
     kwargs = {name: saved[name] for name in CORE_FIELDS}
     for f in dataclasses.fields(model_cls):
         if f.name not in CORE_FIELDS:
+            if f.name not in saved["info"] and f.default is not dataclasses.MISSING:
+                continue
             value = saved["info"][f.name]
             is_tuple = isinstance(value, list) and str(f.type).startswith("tuple")
             kwargs[f.name] = tuple(value) if is_tuple else value

@@ -53,6 +53,11 @@ def test_evaluate_real_against_a_subsample_of_itself(capsys, german_csv, tmp_pat
     # A subsample of the real rows is nearly indistinguishable from them.
     assert report["quality"]["c2st_auc"] < 0.65
     assert report["quality"]["mmd2"] < 0.01
+    # The real-data reference is scored out of fold; a subsample reads like the real rows.
+    assert abs(report["reference"]["utility"]["accuracy"] - report["utility"]["accuracy"]) < 0.05
+    leak = report["leakage"]["sex"]
+    assert 0.5 <= leak["probe_auc"] <= 1.0
+    assert abs(leak["synthetic_confidence"] - leak["real_confidence"]) < 0.1
 
 
 def test_evaluate_reports_intersectional_metrics_for_several_sensitive_columns(capsys, tmp_path):

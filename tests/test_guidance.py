@@ -168,3 +168,90 @@ def test_entropy_guidance_moves_sensitive_confidence_toward_half(toy_samples):
     np.testing.assert_allclose(
         np.abs(out["entropy"][:, 0]).mean(), np.abs(out["none"][:, 0]).mean(), rtol=0.1
     )
+
+
+def _binary_logistic(w, b):
+    """Logits [0, w.x + b]: p(z = 1 | x) = sigmoid(w.x + b), independent of t."""
+    return lambda x, t: jnp.stack([jnp.zeros(()), w @ x + b])
+
+
+def test_sensitive_guides_match_closed_forms_on_a_logistic_classifier():
+    """grad_x H = -l s (1 - s) w and grad_x mean_c log p_c = (1/2 - s) w, s = sigmoid(l)."""
+    with jax.enable_x64(True):
+        w, b = jnp.array([0.7, -1.3, 2.0]), 0.4
+        logits_fn = _binary_logistic(w, b)
+        t = jnp.float64(0.3)
+        for x in (jnp.array([0.1, 0.2, -0.3]), jnp.array([3.0, -2.0, 4.0])):
+            ell = float(w @ x + b)
+            sig = 1.0 / (1.0 + np.exp(-ell))
+            grads = {
+                name: np.asarray(jax.grad(make(logits_fn))(x, t, None))
+                for name, make in guidance.SENSITIVE_GUIDES.items()
+            }
+            np.testing.assert_allclose(grads["entropy"], -ell * sig * (1 - sig) * w, rtol=1e-10)
+            np.testing.assert_allclose(grads["uniform"], (0.5 - sig) * w, rtol=1e-10)
+        # Far from the boundary the entropy push vanishes, the uniform push does not.
+        far = 20.0 * w / float(w @ w)
+        g_h = jax.grad(guidance.sensitive_entropy(logits_fn))(far, t, None)
+        g_u = jax.grad(guidance.sensitive_uniform_log_prob(logits_fn))(far, t, None)
+        assert float(jnp.linalg.norm(g_h)) < 1e-6 * float(jnp.linalg.norm(w))
+        np.testing.assert_allclose(g_u, -0.5 * w, rtol=1e-8)
+
+
+def test_uniform_guide_value_is_minus_kl_from_uniform_minus_log_c():
+    logits = jnp.array([0.3, -1.0, 2.2])
+    p = np.exp(logits) / np.exp(logits).sum()
+    kl = np.sum(np.log((1 / 3) / p) / 3)
+    value = guidance.sensitive_uniform_log_prob(lambda x, t: logits)(None, 0.0, None)
+    np.testing.assert_allclose(value, -kl - np.log(3.0), rtol=1e-6)
+
+
+def test_uniform_guided_and_fair_guided_with_uniform_guide():
+    score_fn, logits_fn, x = _random_problem(jax.random.key(5))
+    t, cond = jnp.float32(0.4), 1
+    np.testing.assert_array_equal(
+        guidance.uniform_guided(score_fn, logits_fn, 0.0)(x, t, cond), score_fn(x, t, cond)
+    )
+    g = jax.grad(guidance.sensitive_uniform_log_prob(logits_fn))(x, t, cond)
+    np.testing.assert_allclose(
+        guidance.uniform_guided(score_fn, logits_fn, 3.0)(x, t, cond),
+        score_fn(x, t, cond) + 3.0 * g,
+        rtol=1e-6,
+    )
+    fair = guidance.fair_guided(
+        score_fn,
+        label_logits_fn=logits_fn,
+        sensitive_logits_fn=logits_fn,
+        label_scale=2.0,
+        sensitive_scale=3.0,
+        sensitive_guide="uniform",
+    )
+    composed = guidance.uniform_guided(
+        guidance.label_guided(score_fn, logits_fn, 2.0), logits_fn, 3.0
+    )
+    np.testing.assert_allclose(fair(x, t, cond), composed(x, t, cond), rtol=1e-6)
+    with pytest.raises(ValueError, match="sensitive_guide"):
+        guidance.fair_guided(
+            score_fn,
+            label_logits_fn=logits_fn,
+            sensitive_logits_fn=logits_fn,
+            label_scale=1.0,
+            sensitive_scale=1.0,
+            sensitive_guide="kl",
+        )
+
+
+def test_time_window_guides_only_at_or_below_t_max():
+    score_fn, logits_fn, x = _random_problem(jax.random.key(6))
+    full = guidance.fair_guided(
+        score_fn, label_logits_fn=logits_fn, sensitive_logits_fn=logits_fn,
+        label_scale=0.0, sensitive_scale=2.0,
+    )  # fmt: skip
+    windowed = guidance.fair_guided(
+        score_fn, label_logits_fn=logits_fn, sensitive_logits_fn=logits_fn,
+        label_scale=0.0, sensitive_scale=2.0, sensitive_t_max=0.5,
+    )  # fmt: skip
+    for t in (0.1, 0.5):
+        np.testing.assert_allclose(windowed(x, t, 0), full(x, t, 0), rtol=1e-6)
+    np.testing.assert_allclose(windowed(x, 0.8, 0), score_fn(x, 0.8, 0), rtol=1e-6)
+    assert not np.allclose(full(x, 0.8, 0), score_fn(x, 0.8, 0))

@@ -24,6 +24,7 @@ from fairjax.metrics.intersectional import (
     worst_best_ratio,
     worst_group_rate,
 )
+from fairjax.metrics.leakage import sensitive_leakage
 from fairjax.metrics.quality import (
     classifier_two_sample_test,
     dcr_summary,
@@ -52,6 +53,7 @@ __all__ = [
     "intersectional_fairness",
     "roc_auc",
     "selection_rates",
+    "sensitive_leakage",
     "worst_best_ratio",
     "worst_group_rate",
 ]
