@@ -260,7 +260,7 @@ def build(
         for i, name in enumerate(classifier_names)
     }
 
-    leakage = _leakage(leak_key, train, x_train, x_syn, syn)
+    leakage = _leakage(leak_key, train, x_train, x_syn)
     for proxy in leakage["proxies"]:
         if proxy["auc"] >= PROXY_AUC:
             notes.append(
@@ -510,7 +510,7 @@ def _bin_edges(x: np.ndarray) -> np.ndarray:
     return np.unique(np.quantile(x, np.linspace(0, 1, PROXY_BINS + 1)[1:-1]))
 
 
-def _leakage(key, train: TabularDataset, x_train, x_syn, syn) -> dict:
+def _leakage(key, train: TabularDataset, x_train, x_syn) -> dict:
     schema = train.schema
     probe_key, scan_key = jax.random.split(key)
     probes = {}
@@ -521,9 +521,8 @@ def _leakage(key, train: TabularDataset, x_train, x_syn, syn) -> dict:
             probes[name] = _sensitive_probe(
                 jax.random.fold_in(probe_key, len(probes) + 100 * j),
                 x_train,
-                target,
+                s if value is None else target,  # binary: keep the values' names
                 x_syn,
-                synthetic_s=_synthetic_target(syn, s_name, value, s),
             )
     return {
         "probe": probes,
@@ -534,28 +533,11 @@ def _leakage(key, train: TabularDataset, x_train, x_syn, syn) -> dict:
     }
 
 
-def _synthetic_target(syn: pd.DataFrame, s_name: str, value, real_s: np.ndarray):
-    """The synthetic rows' binary target for one probe, or None if they lack the column."""
-    if s_name not in syn.columns:
-        return None
-    s = syn[s_name].astype(str).to_numpy()
-    if value is None:
-        return (s == np.unique(real_s)[1]).astype(np.int64)
-    return (s == str(value)).astype(np.int64)
-
-
-def _sensitive_probe(key, x_real, s_real, x_syn, *, synthetic_s) -> dict:
-    """`fairjax.metrics.sensitive_leakage` plus, when the synthetic rows carry the
-    attribute, the AUC of the real-trained probe against their own attribute."""
-    # TODO(lead): `fairjax.metrics.sensitive_leakage` is being added on main by the FADM
-    # engineer; until it is merged this section reports only the proxy scan. Nothing here
-    # re-implements it.
-    leakage = getattr(metrics, "sensitive_leakage", None)
-    if leakage is None:
-        return {"available": False}
+def _sensitive_probe(key, x_real, s_real, x_syn) -> dict:
+    """`fairjax.metrics.sensitive_leakage` for one binary target (both values present)."""
     if len(np.unique(s_real)) < 2:
         return {"available": False}
-    return {"available": True, **leakage(key, x_real, s_real, x_syn)}
+    return {"available": True, **metrics.sensitive_leakage(key, x_real, s_real, x_syn)}
 
 
 # ------------------------------------------------------------------------- fidelity
@@ -891,7 +873,7 @@ def _sections(report: dict) -> list[tuple[str, list]]:
             )
         )
     else:
-        blocks.append("The sensitive-attribute probe is not available in this version.")
+        blocks.append("No sensitive attribute has two values among the training rows to probe.")
     top = [p for p in leak["proxies"] if p["auc"] >= 0.7][:15]
     blocks.append(
         f"Single-feature proxy scan (cross-fitted AUC of one feature predicting a sensitive "

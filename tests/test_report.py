@@ -107,6 +107,9 @@ def test_report_flags_the_planted_proxy_and_not_the_noise(rendered):
     by = {(p["feature"], p["sensitive"]): p["auc"] for p in report["leakage"]["proxies"]}
     assert by["title", "sex"] > 0.9
     assert abs(by["noise", "sex"] - 0.5) < 0.15
+    probe = report["leakage"]["probe"]["sex"]
+    assert probe["available"] and probe["probe_auc"] > 0.8  # the probe reads sex from title
+    assert probe["positive"] == "male" and probe["n_synthetic"] == 300
     flagged = [w for w in report["warnings"] if w.startswith("Proxy")]
     assert len(flagged) == 1 and "'title'" in flagged[0] and "'sex'" in flagged[0]
 
