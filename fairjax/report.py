@@ -329,40 +329,63 @@ def _groupings(frame: pd.DataFrame, sensitive: Sequence[str]) -> dict[str, np.nd
     return out
 
 
+def _has_rows(y_true: np.ndarray, groups: np.ndarray, label: int | None) -> np.ndarray:
+    """[n] mask of rows whose group has a row with y_true == label (both labels if None)."""
+    if label is None:
+        return _has_rows(y_true, groups, 0) & _has_rows(y_true, groups, 1)
+    return np.isin(groups, np.unique(groups[y_true == label]))
+
+
+def _gap(y_true, y_pred, groups, rate: str) -> tuple[float, float]:
+    """(worst / best ratio, max - min) of a rate over the groups present; nan if < 2 groups.
+
+    rate "selection", "tpr" or "odds" (equalized odds: the worse of TPR and FPR). Two
+    groups: `fairjax.metrics`' binary functions (fairlearn's definitions); more: the same
+    quantities over all groups from `metrics.group_rates` / `metrics.worst_best_ratio`.
+    """
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        return math.nan, math.nan
+    if n_groups == 2:
+        ratio, diff = {
+            "selection": (metrics.demographic_parity_ratio, metrics.demographic_parity_difference),
+            "tpr": (metrics.equal_opportunity_ratio, metrics.equal_opportunity_difference),
+            "odds": (metrics.equalized_odds_ratio, metrics.equalized_odds_difference),
+        }[rate]
+        return ratio(y_true, y_pred, sensitive=groups), diff(y_true, y_pred, sensitive=groups)
+    rates = metrics.group_rates(y_true, y_pred, groups)
+    spread = lambda r: float(np.max(r) - np.min(r))
+    ratio = lambda r: metrics.worst_best_ratio(y_true, y_pred, groups, rate=r)
+    if rate == "odds":
+        return min(ratio("tpr"), ratio("fpr")), max(spread(rates.tpr), spread(rates.fpr))
+    return ratio(rate), spread(rates.selection_rate if rate == "selection" else rates.tpr)
+
+
 def fairness_measures(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict:
     """The scalar fairness measures of predictions over one grouping (see FAIRNESS_MEASURES).
 
-    Two groups: `fairjax.metrics`' binary functions; more: the same quantities over all
-    groups (worst / best ratio and max - min of the rate). DF uses the (count + 2) /
+    A group without positive rows has no TPR (and one without negatives no FPR); such
+    groups are left out of the measures that need that rate rather than making them
+    undefined (`tpr_undefined_groups` in the report names them). DF uses the (count + 2) /
     (total + 4) smoothing of arXiv 2405.14521; every other rate is empirical.
     """
-    if len(np.unique(groups)) == 2:
-        kw = {"sensitive": groups}
-        out = {
-            "dp_ratio": metrics.demographic_parity_ratio(y_true, y_pred, **kw),
-            "dp_difference": metrics.demographic_parity_difference(y_true, y_pred, **kw),
-            "eop_ratio": metrics.equal_opportunity_ratio(y_true, y_pred, **kw),
-            "eop_difference": metrics.equal_opportunity_difference(y_true, y_pred, **kw),
-            "eodds_ratio": metrics.equalized_odds_ratio(y_true, y_pred, **kw),
-            "eodds_difference": metrics.equalized_odds_difference(y_true, y_pred, **kw),
-        }
+    pos = _has_rows(y_true, groups, 1)
+    both = _has_rows(y_true, groups, None)
+    t, p, g = y_true[pos], y_pred[pos], groups[pos]
+    out = {}
+    out["dp_ratio"], out["dp_difference"] = _gap(y_true, y_pred, groups, "selection")
+    out["eop_ratio"], out["eop_difference"] = _gap(t, p, g, "tpr")
+    out["eodds_ratio"], out["eodds_difference"] = _gap(
+        y_true[both], y_pred[both], groups[both], "odds"
+    )
+    if len(np.unique(g)) >= 2:
+        out["df_tpr"] = metrics.differential_fairness(t, p, g, rate="tpr", n_bootstrap=0).epsilon
+        out["if_tpr_0.5"] = metrics.intersectional_fairness(t, p, g, rate="tpr")
     else:
-        rates = metrics.group_rates(y_true, y_pred, groups)
-        spread = lambda r: float(np.max(r) - np.min(r))
-        ratio = lambda rate: metrics.worst_best_ratio(y_true, y_pred, groups, rate=rate)
-        out = {
-            "dp_ratio": ratio("selection"),
-            "dp_difference": spread(rates.selection_rate),
-            "eop_ratio": ratio("tpr"),
-            "eop_difference": spread(rates.tpr),
-            "eodds_ratio": min(ratio("tpr"), ratio("fpr")),
-            "eodds_difference": max(spread(rates.tpr), spread(rates.fpr)),
-        }
-    out["df_tpr"] = metrics.differential_fairness(
-        y_true, y_pred, groups, rate="tpr", n_bootstrap=0
-    ).epsilon
-    out["if_tpr_0.5"] = metrics.intersectional_fairness(y_true, y_pred, groups, rate="tpr")
-    out["worst_group_tpr"] = metrics.worst_group_rate(y_true, y_pred, groups, rate="tpr").rate
+        out["df_tpr"] = out["if_tpr_0.5"] = math.nan
+    out["worst_group_tpr"] = (
+        metrics.worst_group_rate(t, p, g, rate="tpr").rate if len(g) else math.nan
+    )
     out["worst_group_selection"] = metrics.worst_group_rate(
         y_true, y_pred, groups, rate="selection"
     ).rate
@@ -408,10 +431,12 @@ def _fairness(key, y_true, pred_syn, pred_real, groupings, n_bootstrap) -> dict:
             "tstr": _group_table(y_true, pred_syn, groups),
             "trtr": _group_table(y_true, pred_real, groups),
         }
+        pos = _has_rows(y_true, groups, 1)
         out[gname]["worst_group"] = {
-            s: _plain(metrics.worst_group_rate(y_true, p, groups, rate="tpr").group)
+            s: _plain(metrics.worst_group_rate(y_true[pos], p[pos], groups[pos], rate="tpr").group)
             for s, p in (("tstr", pred_syn), ("trtr", pred_real))
         }
+        out[gname]["tpr_undefined_groups"] = sorted(set(groups[~pos].tolist()))
     return out
 
 
@@ -829,10 +854,17 @@ def _sections(report: dict) -> list[tuple[str, list]]:
                 )
             )
             worst = g["worst_group"]
-            blocks.append(
+            text = (
                 f"Worst group by TPR: {_group_name(worst['tstr'])} (TSTR), "
                 f"{_group_name(worst['trtr'])} (TRTR)."
             )
+            if g["tpr_undefined_groups"]:
+                text += (
+                    " Left out of the TPR-based measures (no positive holdout rows): "
+                    + ", ".join(map(str, g["tpr_undefined_groups"]))
+                    + "."
+                )
+            blocks.append(text)
     sections.append(("Fairness", blocks))
 
     leak = report["leakage"]
