@@ -799,7 +799,7 @@ def _sections(report: dict) -> list[tuple[str, list]]:
             + ", ".join(f"`{c}`" for c in d["synthetic_lacks"])
             + "; fidelity covers the others."
         )
-    sections = [("Data", intro)]
+    sections = [("Data", intro), ("Summary", _summary(report))]
     if report["warnings"]:
         sections.append(("Warnings", ["- " + w for w in report["warnings"]]))
 
@@ -995,6 +995,30 @@ def _sections(report: dict) -> list[tuple[str, list]]:
         )
     )
     return sections
+
+
+def _summary(report: dict) -> list:
+    """A few headline numbers, each pointing at its section."""
+    u = report["utility"]
+    rows = []
+    for name, entry in u.items():
+        row = [name, f"{_f(entry['tstr']['auc'])} / {_f(entry['trtr']['auc'])}"]
+        for g in report["fairness"][name].values():
+            row.append(
+                f"{_f(g['tstr']['dp_ratio']['value'])} / {_f(g['trtr']['dp_ratio']['value'])}"
+            )
+        rows.append(row)
+    first = next(iter(report["fairness"].values()))
+    header = ["classifier", "AUC TSTR / TRTR"] + [f"DP ratio by `{g}`" for g in first]
+    fid, pr = report["fidelity"], report["privacy"]
+    return [
+        ("table", header, rows),
+        f"Fidelity: C2ST AUC {_f(fid['c2st_auc'])} (0.5 = indistinguishable). Privacy: "
+        f"{_f(pr['closer_to_train_fraction'])} of synthetic rows are closer to a training row "
+        f"than to a holdout row (0.5 expected), membership-inference AUC "
+        f"{_f(pr['membership_inference_auc'])}. Proxy warnings: "
+        f"{sum(w.startswith('Proxy') for w in report['warnings'])}.",
+    ]
 
 
 def _group_name(g) -> str:
