@@ -206,10 +206,12 @@ def build(
       "warnings"; the plots are under "_figures" (PNG bytes, not JSON) for `write`.
     """
     schema = real.schema
+    classifier_names = list(classifier_names)
     unknown = [c for c in classifier_names if c not in classifiers.CLASSIFIERS]
-    if unknown:
+    if not classifier_names or unknown:
         raise FairjaxError(
-            f"unknown classifier(s) {unknown}; choose from {sorted(classifiers.CLASSIFIERS)}"
+            f"classifiers {classifier_names}: unknown {unknown}; choose one or more of "
+            f"{sorted(classifiers.CLASSIFIERS)}"
         )
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
         raise FairjaxError(f"n_bootstrap must be a non-negative integer; got {n_bootstrap!r}")
