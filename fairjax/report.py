@@ -97,8 +97,9 @@ def conform(frame: pd.DataFrame, real: TabularDataset, what: str) -> pd.DataFram
     out = frame[[c for c in schema.columns if c in frame.columns]].copy()
     label = out[schema.label]
     names = {str(n): i for i, n in enumerate(schema.label_names)}
-    if label.dtype == object and set(label.astype(str).str.strip()) <= set(names):
-        out[schema.label] = label.astype(str).str.strip().map(names)
+    text = label.astype(str).str.strip()
+    if not pd.api.types.is_numeric_dtype(label) and set(text) <= set(names):
+        out[schema.label] = text.map(names)
     values = set(pd.unique(out[schema.label]).tolist())
     if not values <= {0, 1}:
         raise FairjaxError(

@@ -1,5 +1,6 @@
 """fairjax report: rendered for a small table; its JSON numbers equal direct metric calls."""
 
+import dataclasses
 import json
 
 import jax
@@ -211,6 +212,13 @@ def test_report_without_holdout_splits_the_real_rows_and_says_so(tables):
     assert len(both.drop_duplicates()) == len(real.frame.drop_duplicates())
     lacking = ("sex", "foreign_worker")
     assert list(conformed.columns) == [c for c in real.schema.columns if c not in lacking]
+    # a generator may write the label as its text (CTGAN writes the real data's values)
+    named_real = dataclasses.replace(
+        real, schema=dataclasses.replace(real.schema, label_names=("bad", "good"))
+    )
+    named = syn.assign(credit=np.where(syn["credit"] == 1, "good", "bad"))
+    _, _, from_names, _ = report.prepare(jax.random.key(0), named_real, named)
+    np.testing.assert_array_equal(from_names["credit"], conformed["credit"])
     bad = syn.assign(credit=syn["credit"].replace({1: 2}))
     with pytest.raises(FairjaxError, match=r"label column 'credit' of the synthetic table"):
         report.prepare(jax.random.key(0), real, bad)
