@@ -530,7 +530,9 @@ def _codes(col: pd.Series, *, numeric: bool, edges: np.ndarray | None = None) ->
         x = col.to_numpy(np.float64)
         if edges is None:
             edges = _bin_edges(x)
-        return np.searchsorted(edges, x, side="right")
+        # side="left": a value equal to an edge joins the bin below, so a tied mass (the
+        # zeros of a capital-gain column) is split from the values above it
+        return np.searchsorted(edges, x, side="left")
     return pd.factorize(col.astype(str), sort=True)[0]
 
 
