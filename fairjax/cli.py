@@ -83,6 +83,11 @@ def _load_args(args):
             positive=args.positive,
         ),
         args.setting,
+        spec,
+        label=label,
+        sensitive=_split(sensitive),
+        domain=domain,
+        categorical=categorical,
     )
 
 
@@ -446,6 +451,8 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
         choices=["adult", "compas"],
         help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
     )
+    _add_report_parser(sub)
+
     _add_csv_options(p)
     p.add_argument("--classifier", choices=["mlp", "logistic"], default="mlp")
     p.add_argument("--seed", type=int, default=0)
@@ -477,14 +484,6 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("options", nargs=argparse.REMAINDER)
     p.set_defaults(run=cmd_experiment)
 
-    p = sub.add_parser(
-        "fit",
-        help="fit a generator and save it to a folder",
-        epilog=_config_help(fit_method)
-        if fit_method
-        else "fairjax fit --method M --help lists M's --set fields and their defaults",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("--method", default="fadm", help="generator: " + ", ".join(METHODS))
     p.add_argument("--data", required=True, help="bundled data set name or CSV file")
     p.add_argument("--label", help="label column (required for a CSV)")

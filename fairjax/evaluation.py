@@ -146,7 +146,7 @@ def evaluate_synthetic(
       key: PRNG key (classifier training, quality subsampling).
       real: the real test data; its schema gives label, sensitive columns and features.
       synthetic: synthetic rows with (at least) the feature columns and the 0/1 label.
-      classifier: "mlp" or "logistic" (`fairjax.classifiers.make_classifier`).
+      classifier: "mlp", "logistic" or "hgb" (`fairjax.classifiers.make_classifier`).
       features: classifier inputs; default `real.schema.features` (no label, no
         sensitive or domain column).
       with_quality: also compute MMD, the classifier two-sample test and DCR.

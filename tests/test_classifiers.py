@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from fairjax.classifiers import (
     Classifier,
     make_classifier,
+    make_hist_gradient_boosting,
     make_logistic_regression,
     make_mlp_classifier,
     make_mlp_trainer,
@@ -210,7 +211,8 @@ def test_predict_thresholds():
 def test_make_classifier_by_name():
     assert isinstance(make_classifier("logistic", l2=1e-3), Classifier)
     assert isinstance(make_classifier("mlp", hidden=(4,)), Classifier)
-    with pytest.raises(FairjaxError, match=r"'forest'.*\['logistic', 'mlp'\]"):
+    assert isinstance(make_classifier("hgb", max_iter=5), Classifier)
+    with pytest.raises(FairjaxError, match=r"'forest'.*\['hgb', 'logistic', 'mlp'\]"):
         make_classifier("forest")
     with pytest.raises(FairjaxError, match="hiden"):
         make_classifier("mlp", hiden=(4,))
@@ -243,7 +245,7 @@ def test_mlp_rejects_bad_hyperparameters(kwargs, match):
         make_mlp_classifier(**kwargs)
 
 
-@pytest.mark.parametrize("name", ["logistic", "mlp"])
+@pytest.mark.parametrize("name", ["logistic", "mlp", "hgb"])
 @pytest.mark.parametrize(
     "mutate, match",
     [
@@ -265,6 +267,30 @@ def test_fit_rejects_bad_inputs(name, mutate, match):
     x, y, w = mutate(x, y, np.ones(len(y)))
     with pytest.raises(FairjaxError, match=match):
         clf.fit(jax.random.key(0), x, y, sample_weight=w)
+
+
+def test_hgb_is_sklearns_model_behind_the_classifier_interface():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _linear_problem(n=300)
+    w = np.linspace(0.5, 1.5, len(y), dtype=np.float32)
+    clf = make_hist_gradient_boosting(max_iter=20, early_stopping=True, n_threads=1)
+    model = clf.fit(jax.random.key(3), x, y, sample_weight=w)
+    proba = clf.predict_proba(model, jnp.asarray(x))  # jax input is accepted
+    assert proba.shape == (len(y),) and proba.dtype == np.float64
+    # same data, same random_state -> the same trees as scikit-learn's own fit
+    theirs = HistGradientBoostingClassifier(
+        max_iter=20, early_stopping=True, random_state=model.random_state
+    ).fit(x, y, sample_weight=w)
+    np.testing.assert_array_equal(proba, theirs.predict_proba(x)[:, 1])
+    again = clf.fit(jax.random.key(3), x, y, sample_weight=w)
+    np.testing.assert_array_equal(clf.predict_proba(again, x), proba)
+    np.testing.assert_array_equal(predict(clf, model, x), proba >= 0.5)
+    assert np.mean(predict(clf, model, x) == y) > 0.9
+    with pytest.raises(FairjaxError, match="max_iter"):
+        make_hist_gradient_boosting(max_iter=0)
+    with pytest.raises(FairjaxError, match="n_threads"):
+        make_hist_gradient_boosting(n_threads=0)
 
 
 # -------------------------------------------------------------- acceptance: Adult

@@ -141,19 +141,26 @@ def test_compas_package_file_has_no_identities():
 # --- German -------------------------------------------------------------------------------
 
 
-def test_german_decoding_and_derived_sex():
+def test_german_decoding_and_personal_status_split():
     ds = load_german()
     frame = ds.frame
     assert frame.shape == (1000, 22)
     assert ds.schema.sensitive == ("sex",) and ds.schema.label_names == ("bad", "good")
-    assert list(frame.columns[8:10]) == ["personal_status", "sex"]
+    assert list(frame.columns[8:10]) == ["marital_status", "sex"]
+    assert "personal_status" not in frame.columns
     for c in _string_columns(frame):
         assert not frame[c].str.fullmatch(r"A\d+").any(), c
-    # sex is the word before ":" in the decoded personal status (UCI attribute 9)
-    assert (frame["personal_status"].str.split(":").str[0] == frame["sex"]).all()
     assert frame["sex"].value_counts().to_dict() == {"male": 690, "female": 310}
-    assert frame["personal_status"].value_counts()["female: divorced/separated/married"] == 310
+    # raw counts: A91 50, A92 310, A93 548, A94 92 (no A95); A93 is the only "single" code
+    ever = "ever married"
+    counts = frame.groupby(["marital_status", "sex"]).size().to_dict()
+    assert counts == {(ever, "female"): 310, (ever, "male"): 142, ("single", "male"): 548}
     assert len(ds.schema.numeric) == 7 and frame["credit_amount"].sum() == 3_271_258
+
+
+def test_german_package_file_has_no_personal_status():
+    header = pd.read_csv(FILES / "german.csv.gz", nrows=0).columns
+    assert "personal_status" not in header and {"marital_status", "sex"} <= set(header)
 
 
 # --- NHEFS --------------------------------------------------------------------------------
@@ -227,7 +234,9 @@ def _fake_raw(root):
         (root / folder).mkdir(parents=True)
     (root / "adult" / "adult.data").write_text("39, State-gov, 77516, <=50K\n")
     (root / "adult" / "adult.test").write_text("|1x3 Cross validator\n25, ?, 1, >50K.\n")
-    (root / "german" / "german.data").write_text("A11 6 A34 1\n")
+    (root / "german" / "german.data").write_text(
+        "A11 6 A34 A43 1169 A65 A75 4 A92 A101 4 A121 67 A143 A152 2 A173 1 A192 A201 1\n"
+    )
     compas = ["id", "name", "first", "last", "dob", *_build.COMPAS_COLUMNS]
     row = ["1", "Jane Doe", "Jane", "Doe", "1980-01-01"] + ["N/A"] * len(_build.COMPAS_COLUMNS)
     (root / "compas" / "compas-scores-two-years.csv").write_text(
@@ -251,6 +260,9 @@ def test_build_is_deterministic_and_drops_identities(tmp_path):
     compas = read("compas.csv.gz").splitlines()
     assert compas[0].split(",") == list(_build.COMPAS_COLUMNS)
     assert "Jane" not in read("compas.csv.gz") and compas[1].startswith("N/A,")
+    german = read("german.csv.gz").splitlines()
+    assert german[0].split(",")[8:10] == ["marital_status", "sex"] and "A92" not in german[1]
+    assert german[1].split(",")[8:10] == [_build.GERMAN_EVER_MARRIED, "female"]
     nhefs = read("nhefs.csv.gz").splitlines()
     assert nhefs[0].split(",") == list(_build.NHEFS_COLUMNS) and "88" not in nhefs[1]
 

@@ -373,3 +373,20 @@ def test_from_dict_rejects_unknown_version():
     d = TabularEncoder.fit(_toy(), categorical=["a"], numeric=[]).to_dict()
     with pytest.raises(FairjaxError, match="version 99"):
         TabularEncoder.from_dict({**d, "version": 99})
+
+
+def test_vectorised_normal_transforms_match_the_scalar_reference():
+    # The old element-by-element implementation (Wichura AS241 and math.erfc) as reference.
+    import math
+
+    from fairjax.data import encoder
+
+    u = np.concatenate(
+        [np.geomspace(CDF_CLIP, 0.5, 2000), 1 - np.geomspace(CDF_CLIP, 0.5, 2000)[::-1]]
+    )
+    ppf_ref = np.array([statistics.NormalDist().inv_cdf(v) for v in u])
+    np.testing.assert_allclose(encoder._norm_ppf(u), ppf_ref, rtol=1e-12, atol=1e-12)
+    z = np.linspace(-8.0, 8.0, 4001)
+    cdf_ref = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in z])
+    # rtol: the lower tail (cdf down to 6e-16) keeps relative precision
+    np.testing.assert_allclose(encoder._norm_cdf(z), cdf_ref, rtol=1e-12, atol=0)

@@ -24,12 +24,11 @@ spans most of the range (a few far outliers).
 from __future__ import annotations
 
 import dataclasses
-import math
-import statistics
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from fairjax.data.schema import TabularDataset
 from fairjax.errors import FairjaxError
@@ -43,18 +42,23 @@ CDF_CLIP = 1e-7
 _CDF_SNAP = 2 * CDF_CLIP
 _FORMAT_VERSION = 1
 
-_norm_ppf_scalar = np.frompyfunc(statistics.NormalDist().inv_cdf, 1, 1)
-_erfc_scalar = np.frompyfunc(math.erfc, 1, 1)
-
 
 def _norm_ppf(u: np.ndarray) -> np.ndarray:
-    """Standard normal quantile function, elementwise; u in (0, 1), float64 [n]."""
-    return _norm_ppf_scalar(u).astype(np.float64)
+    """Standard normal quantile function, vectorised; u in (0, 1), float64 [n].
+
+    scipy's `ndtri` (Cephes) agrees with `statistics.NormalDist().inv_cdf` (Wichura's
+    AS241) to ~1e-15 relative on [CDF_CLIP, 1 - CDF_CLIP] (tested).
+    """
+    return special.ndtri(np.asarray(u, np.float64))
 
 
 def _norm_cdf(z: np.ndarray) -> np.ndarray:
-    """Standard normal CDF, elementwise, accurate in both tails; float64 [n]."""
-    return 0.5 * _erfc_scalar(-z / math.sqrt(2.0)).astype(np.float64)
+    """Standard normal CDF, vectorised; float64 [n].
+
+    `ndtr` goes through erfc for z < 0, so the lower tail keeps full relative precision
+    (the upper tail, 1 - tiny, is limited by float64 like any CDF).
+    """
+    return special.ndtr(np.asarray(z, np.float64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,8 +202,13 @@ class TabularEncoder:
         """
         _check_present(frame, list(self.columns))
         out = np.zeros((len(frame), self.dim), np.float32)
+        rows = np.arange(len(frame))
         for codec in self.codecs:
-            out[:, codec.start : codec.stop] = _encode_column(codec, frame[codec.name])
+            if codec.kind == "categorical":
+                # Set the ones in place: no [n, width] temporary per block.
+                out[rows, codec.start + _category_codes(codec, frame[codec.name])] = 1.0
+            else:
+                out[:, codec.start] = _encode_numeric(codec, frame[codec.name])
         return out
 
     def decode(self, x) -> pd.DataFrame:
@@ -213,7 +222,11 @@ class TabularEncoder:
           dtypes: categories by argmax of each block; numerics inverted, clipped to the
           observed [min, max], and rounded for integer columns.
         """
-        x = np.asarray(x, dtype=np.float64)
+        # Keep a float array's own dtype (no float64 copy of the whole matrix); numeric
+        # columns are widened to float64 one at a time in `_decode_column`.
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise FairjaxError(
                 f"decode expects an array of shape [n, {self.dim}] (dim of this encoder); "
@@ -387,29 +400,34 @@ def _fit_numeric(
 # --- encode / decode ---------------------------------------------------------------------
 
 
-def _encode_column(codec: ColumnCodec, col: pd.Series) -> np.ndarray:
-    """One column [n rows] -> its block, float64 [n, width]."""
-    if codec.kind == "categorical":
-        cats = pd.Index(list(codec.categories), dtype=object)
-        codes = cats.get_indexer(col.to_numpy(object))
-        if (codes < 0).any():
-            raise FairjaxError(_unknown_category_message(codec, col, codes < 0))
-        return np.eye(codec.width)[codes]
+def _category_codes(codec: ColumnCodec, col: pd.Series) -> np.ndarray:
+    """A categorical column [n rows] -> the index of each value's category, int [n]."""
+    cats = pd.Index(list(codec.categories), dtype=object)
+    codes = cats.get_indexer(col.to_numpy(object))
+    if (codes < 0).any():
+        raise FairjaxError(_unknown_category_message(codec, col, codes < 0))
+    return codes
+
+
+def _encode_numeric(codec: ColumnCodec, col: pd.Series) -> np.ndarray:
+    """A numeric column [n rows] -> its encoded value, float64 [n]."""
     x = _numeric_values(codec.name, col, "at encode")
     if codec.scaling == "quantile":
         u = np.clip(_empirical_cdf(x, np.asarray(codec.knots)), CDF_CLIP, 1 - CDF_CLIP)
-        return _norm_ppf(u)[:, None]
-    return ((x - codec.loc) / codec.scale)[:, None]
+        return _norm_ppf(u)
+    return (x - codec.loc) / codec.scale
 
 
 def _decode_column(codec: ColumnCodec, block: np.ndarray) -> pd.Series:
-    """Block float64 [n, width] -> the column [n rows] with its original dtype."""
+    """Block float [n, width] -> the column [n rows] with its original dtype."""
     if codec.kind == "categorical":
-        values = np.array(codec.categories, dtype=object)[np.argmax(block, axis=1)]
+        # argmax over a contiguous copy: the strided column slice is several times slower.
+        codes = np.argmax(np.ascontiguousarray(block), axis=1)
+        values = np.array(codec.categories, dtype=object)[codes]
         if codec.dtype == "category":
             return pd.Series(pd.Categorical(values, categories=list(codec.categories)))
         return pd.Series(values, dtype=object).astype(codec.dtype)
-    z = block[:, 0]
+    z = block[:, 0].astype(np.float64)
     if codec.scaling == "quantile":
         u = _norm_cdf(z)
         u = np.where(u <= _CDF_SNAP, 0.0, np.where(u >= 1 - _CDF_SNAP, 1.0, u))

@@ -5,11 +5,14 @@ Usage::
     python -m fairjax.datasets._build RAW_DIR [--out OUT_DIR]
 
 RAW_DIR holds `adult/`, `compas/`, `german/` and `nhefs/` as described in
-`files/SOURCES.md`. The build only selects columns and compresses: Adult and German are
-copied byte for byte, COMPAS and NHEFS keep the raw text of the columns the loaders use
-(COMPAS loses names, ids and dates of birth). All cleaning happens in the loaders, so it
-is covered by tests. The gzip streams carry mtime 0 and no file name, so rebuilding from
-the same raw files gives identical bytes.
+`files/SOURCES.md`. The build selects columns and compresses: Adult is copied byte for
+byte, COMPAS and NHEFS keep the raw text of the columns the loaders use (COMPAS loses
+names, ids and dates of birth). German is the one exception that changes values: its
+personal_status attribute (UCI attribute 9) encodes sex and marital status in one code,
+so the build replaces it by `marital_status` (single / ever married, the only split
+defined the same way for both sexes) and `sex`, and the raw code does not ship. All other
+cleaning happens in the loaders, so it is covered by tests. The gzip streams carry mtime 0
+and no file name, so rebuilding from the same raw files gives identical bytes.
 """
 
 from __future__ import annotations
@@ -64,23 +67,63 @@ NHEFS_COLUMNS = (
 )
 
 
+# German attribute names (UCI german.doc order), as in the raw, headerless `german.data`.
+GERMAN_RAW_COLUMNS = (
+    "checking_account_status",
+    "duration_months",
+    "credit_history",
+    "purpose",
+    "credit_amount",
+    "savings_account",
+    "employment_since",
+    "installment_rate",
+    "personal_status",
+    "other_debtors",
+    "residence_since",
+    "property",
+    "age",
+    "other_installment_plans",
+    "housing",
+    "existing_credits",
+    "job",
+    "people_liable",
+    "telephone",
+    "foreign_worker",
+    "credit",
+)
+# personal_status (A91 male: divorced/separated, A92 female: divorced/separated/married,
+# A93 male: single, A94 male: married/widowed, A95 female: single) split into its two parts.
+# Its marital parts differ by sex (women's A92 merges married with divorced), so the finest
+# marital status defined alike for both is single vs ever married.
+GERMAN_SEX = {"A91": "male", "A92": "female", "A93": "male", "A94": "male", "A95": "female"}
+GERMAN_EVER_MARRIED = "ever married"  # married, widowed, divorced or separated
+GERMAN_MARITAL = {
+    "A91": GERMAN_EVER_MARRIED,
+    "A92": GERMAN_EVER_MARRIED,
+    "A93": "single",
+    "A94": GERMAN_EVER_MARRIED,
+    "A95": "single",
+}
+
+
 class Output(NamedTuple):
     """One packaged file: where its raw text comes from and which columns it keeps.
 
     Attributes:
       raw: path relative to RAW_DIR.
-      columns: header names of the raw CSV to keep, or None to copy the file unchanged.
+      columns: header names of the raw CSV to keep, None to copy the file unchanged, or
+        "german" for `german_without_personal_status`.
     """
 
     raw: str
-    columns: tuple[str, ...] | None
+    columns: tuple[str, ...] | str | None
 
 
 OUTPUTS: dict[str, Output] = {
     "adult_train.csv.gz": Output("adult/adult.data", None),
     "adult_test.csv.gz": Output("adult/adult.test", None),
     "compas.csv.gz": Output("compas/compas-scores-two-years.csv", COMPAS_COLUMNS),
-    "german.csv.gz": Output("german/german.data", None),
+    "german.csv.gz": Output("german/german.data", "german"),
     "nhefs.csv.gz": Output("nhefs/nhefs_complete.csv", NHEFS_COLUMNS),
 }
 
@@ -108,6 +151,27 @@ def select_columns(raw_csv: Path, columns: Sequence[str]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def german_without_personal_status(raw_data: Path) -> bytes:
+    """`german.data` as a headed CSV with personal_status replaced by marital_status and sex.
+
+    The other 20 attributes keep their raw text (A-codes; the loader decodes them), in UCI
+    order; `marital_status` and `sex` take the place of attribute 9, as words.
+    """
+    frame = pd.read_csv(
+        raw_data, sep=" ", header=None, names=GERMAN_RAW_COLUMNS, dtype=str, keep_default_na=False
+    )
+    codes = frame["personal_status"]
+    unknown = sorted(set(codes) - set(GERMAN_SEX))
+    if unknown:
+        raise SystemExit(f"{raw_data}: unknown personal_status code(s) {unknown}")
+    at = GERMAN_RAW_COLUMNS.index("personal_status")
+    frame.insert(at, "marital_status", codes.map(GERMAN_MARITAL))
+    frame.insert(at + 1, "sex", codes.map(GERMAN_SEX))
+    buf = io.StringIO()
+    frame.drop(columns="personal_status").to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
 def build(raw_dir: Path, out_dir: Path = DEFAULT_OUT) -> dict[str, int]:
     """Write every file of `OUTPUTS` into `out_dir`; return their sizes in bytes."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
@@ -118,7 +182,12 @@ def build(raw_dir: Path, out_dir: Path = DEFAULT_OUT) -> dict[str, int]:
     sizes = {}
     for name, (raw, columns) in OUTPUTS.items():
         path = raw_dir / raw
-        data = path.read_bytes() if columns is None else select_columns(path, columns)
+        if columns is None:
+            data = path.read_bytes()
+        elif columns == "german":
+            data = german_without_personal_status(path)
+        else:
+            data = select_columns(path, columns)
         target = out_dir / name
         target.write_bytes(deterministic_gzip(data))
         sizes[name] = target.stat().st_size
