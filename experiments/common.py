@@ -187,6 +187,49 @@ def write_table(path: Path, text: str, *, overwrite: bool) -> None:
         tmp.write_text(text)
 
 
+def run_records(args, cfg: Any, out: Path, name: str, tables, run_one: Callable) -> tuple:
+    """The records of an experiment over `cfg.datasets` x `cfg.seeds`, one JSON file each
+    (`{dataset}_seed{seed}.json` in `out`), and whether its `tables` may be replaced.
+
+    With `args.report_only` every record must exist (`report_record`); otherwise a record
+    whose stamp matches is reused and the others are computed by `run_one(dataset, seed,
+    cfg) -> record` and written with their stamp. Existing tables are checked before any
+    work (`check_tables`).
+
+    Returns:
+      (records in dataset-then-seed order, the `overwrite` for the table writers).
+    """
+    jobs = [
+        (data, seed, out / f"{data}_seed{seed}.json") for data in cfg.datasets for seed in cfg.seeds
+    ]
+    stamps = {path: run_stamp(name, args.preset, seed, cfg) for _, seed, path in jobs}
+    if args.report_only:
+        paths = [path for *_, path in jobs]
+        records = [report_record(p, args.preset) for p in paths]
+        owned = all(r.get("run") == stamps[p] for p, r in zip(paths, records, strict=True))
+        replace = check_tables(
+            out, tables, overwrite=args.overwrite, owned=owned, will_compute=False
+        )
+        return records, replace
+    cached = {p: cached_record(p, stamps[p], overwrite=args.overwrite) for *_, p in jobs}
+    replace = check_tables(
+        out,
+        tables,
+        overwrite=args.overwrite,
+        owned=any(r is not None for r in cached.values()),
+        will_compute=any(r is None for r in cached.values()),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for data, seed, path in jobs:
+        if cached[path] is not None:
+            records.append(cached[path])
+            continue
+        log(f"[{args.preset}] {data} seed {seed}")
+        records.append(write_record(path, run_one(data, seed, cfg), stamps[path]))
+    return records, replace
+
+
 def entry_point(main: Callable[[list[str] | None], Any]) -> None:
     """Run `main` as a script: a FairjaxError is one line on stderr and exit code 2."""
     try:

@@ -439,34 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     out = common.out_folder(args, NAME)
     t0 = time.time()
     tables = ["measures.csv", "classifiers.csv", "tables.md", "predictors.csv", "predictors.md"]
-    jobs = [
-        (name, seed, out / f"{name}_seed{seed}.json") for name in cfg.datasets for seed in cfg.seeds
-    ]
-    stamps = {path: common.run_stamp(NAME, args.preset, seed, cfg) for _, seed, path in jobs}
-    if args.report_only:
-        paths = [path for *_, path in jobs]
-        records = [common.report_record(p, args.preset) for p in paths]
-        owned = all(r.get("run") == stamps[p] for p, r in zip(paths, records, strict=True))
-        replace = common.check_tables(
-            out, tables, overwrite=args.overwrite, owned=owned, will_compute=False
-        )
-    else:
-        cached = {p: common.cached_record(p, stamps[p], overwrite=args.overwrite) for *_, p in jobs}
-        replace = common.check_tables(
-            out,
-            tables,
-            overwrite=args.overwrite,
-            owned=any(r is not None for r in cached.values()),
-            will_compute=any(r is None for r in cached.values()),
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        records = []
-        for name, seed, path in jobs:
-            if cached[path] is not None:
-                records.append(cached[path])
-                continue
-            log(f"[{args.preset}] {name} seed {seed}")
-            records.append(common.write_record(path, run_one(name, seed, cfg), stamps[path]))
+    records, replace = common.run_records(args, cfg, out, NAME, tables, run_one)
     measures, classifiers = summarise(records)
     for table, file in ((measures, "measures.csv"), (classifiers, "classifiers.csv")):
         with common.table_file(out / file, overwrite=replace) as tmp:
