@@ -123,7 +123,7 @@ PRESETS = {
 }
 
 
-def _fairness(y, pred, g, num_groups, *, n_bootstrap, seed) -> dict:
+def fairness(y, pred, g, num_groups, *, n_bootstrap, seed) -> dict:
     """Test-style fairness metrics of predictions over groups 0..G-1."""
     values = np.arange(num_groups)
     with warnings.catch_warnings():
@@ -193,7 +193,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
     encoder = next(iter(models.values())).encoder
     # the encoder knows the training split's categories only: drop the (very few) held-out
     # rows with a category never seen in training (Adult: 'Holand-Netherlands', 1 row)
-    val, test, dropped = _seen_rows(encoder, data.frame, train_ds.frame, val, test)
+    val, test, dropped = seen_rows(encoder, data.frame, train_ds.frame, val, test)
     x_val = encoder.encode(data.frame.iloc[val])
     x_test = encoder.encode(data.frame.iloc[test])
     y_val, y_test = y_all[val], y_all[test]
@@ -246,7 +246,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
                 steps_per_epoch=steps_per_epoch,
             )
             fit = trainer(jax.random.fold_in(clf_key, i), rows, x_val, y_val)
-            pv = _predict(fit.params, x_val)
+            pv = predict(fit.params, x_val)
             val_ba = metrics.balanced_accuracy(y_val, pv)
             val_df = _validation_df(y_val, pv, g_val, num_groups)
             rows_out.append(
@@ -257,7 +257,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
                     "best_epoch": fit.best_epoch,
                 }
             )
-            preds.append(_predict(fit.params, x_test))
+            preds.append(predict(fit.params, x_test))
         chosen = augment.select_model(
             [r["val_balanced_accuracy"] for r in rows_out],
             [r["val_df_tpr"] for r in rows_out],
@@ -266,7 +266,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
         result = {
             "candidates": rows_out,
             "selected": chosen,
-            "test": _fairness(
+            "test": fairness(
                 y_test, preds[chosen], g_test, num_groups, n_bootstrap=cfg.n_bootstrap, seed=seed
             ),
         }
@@ -291,7 +291,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
     return record
 
 
-def _seen_rows(encoder, frame, train_frame, *parts):
+def seen_rows(encoder, frame, train_frame, *parts):
     """Drop rows of each index array in `parts` with a category absent from training."""
     ok = np.ones(len(frame), bool)
     for codec in encoder.codecs:
@@ -304,7 +304,8 @@ def _seen_rows(encoder, frame, train_frame, *parts):
 _predict_jit = jax.jit(lambda params, x: logits_fn(params, x) >= 0.0)
 
 
-def _predict(params, x) -> np.ndarray:
+def predict(params, x) -> np.ndarray:
+    """0/1 predictions of the MLP `params` on encoded rows x [m, d]."""
     return np.asarray(_predict_jit(params, x)).astype(np.int64)
 
 

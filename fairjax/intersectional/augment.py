@@ -7,6 +7,8 @@
   uniformly among those with both labels and draws half of the batch from its positives,
   half from its negatives, with replacement; uniform sampling draws rows uniformly with
   replacement (ERM).
+- `cell_weights`: inverse-frequency weights of the (group, label) cells, the loss weights
+  of "reweighted" training (uniform batches, every cell the same total weight).
 - `make_classifier_trainer`: an MLP (`fairjax.classifiers.init_mlp` / `logits_fn`) trained
   by Adam on such batches; each epoch is one jitted `lax.scan`; early stopping keeps the
   epoch with the best validation balanced accuracy.
@@ -40,6 +42,7 @@ __all__ = [
     "ClassifierFit",
     "augmentation_counts",
     "balanced_accuracy",
+    "cell_weights",
     "make_classifier_trainer",
     "make_equal_batch_fn",
     "make_uniform_batch_fn",
@@ -47,7 +50,7 @@ __all__ = [
 ]
 
 AUGMENT_MODES = ("add", "top-up")
-SAMPLINGS = ("uniform", "equal")
+SAMPLINGS = ("uniform", "equal", "reweighted")
 
 
 def augmentation_counts(
@@ -126,6 +129,19 @@ def make_uniform_batch_fn(num_rows: int, batch_size: int) -> Callable[[jax.Array
     return lambda key: jax.random.randint(key, (int(batch_size),), 0, num_rows)
 
 
+def cell_weights(rows: GroupedRows) -> jax.Array:
+    """[n] inverse-frequency loss weights of the rows' (group, label) cells.
+
+    A row of cell c weighs n / (C count_c), C the number of non-empty cells: every
+    non-empty cell carries the same total weight n / C and the weights average to 1
+    (Kamiran & Calders 2012, reweighing, with the cells as the strata).
+    """
+    count = rows.count.astype(jnp.float32)
+    cells = jnp.sum(count > 0)
+    w = rows.x.shape[0] / (cells * jnp.maximum(count, 1.0))
+    return w[rows.group, rows.label]
+
+
 def balanced_accuracy(y: jax.Array, pred: jax.Array) -> jax.Array:
     """(TPR + TNR) / 2 of 0/1 predictions, in jnp (a class with no rows counts as 0)."""
     y = y.astype(bool)
@@ -164,8 +180,9 @@ def make_classifier_trainer(
     """MLP training on uniform or equal-sampling batches, early-stopped on validation BA.
 
     Args:
-        sampling: "equal" (one group per batch, half positives; `make_equal_batch_fn`)
-            or "uniform" (rows uniformly with replacement).
+        sampling: "equal" (one group per batch, half positives; `make_equal_batch_fn`),
+            "uniform" (rows uniformly with replacement) or "reweighted" (uniform rows,
+            the loss weighted by `cell_weights`).
         hidden: hidden widths of the ReLU MLP.
         lr: Adam learning rate.
         batch_size: rows per step (even for equal sampling).
@@ -227,8 +244,8 @@ def _compiled_classifier(sampling: str, hidden: tuple, lr: float, batch_size: in
     by every trainer with that setting (so no recompilation across seeds and methods)."""
     optimizer = optax.adam(lr)
 
-    def bce(params, x, y):
-        return jnp.mean(optax.sigmoid_binary_cross_entropy(logits_fn(params, x), y))
+    def bce(params, x, y, w):
+        return jnp.mean(w * optax.sigmoid_binary_cross_entropy(logits_fn(params, x), y))
 
     @functools.partial(jax.jit, static_argnums=4)
     def run_epoch(params, opt_state, rows: GroupedRows, key, steps: int):
@@ -236,12 +253,16 @@ def _compiled_classifier(sampling: str, hidden: tuple, lr: float, batch_size: in
             batch_fn = make_equal_batch_fn(rows.start, rows.count, batch_size)
         else:
             batch_fn = make_uniform_batch_fn(rows.x.shape[0], batch_size)
+        if sampling == "reweighted":
+            weights = cell_weights(rows)
+        else:
+            weights = jnp.ones(rows.x.shape[0], jnp.float32)
 
         def step(carry, i):
             params, opt_state = carry
             idx = batch_fn(jax.random.fold_in(key, i))
             loss, grads = jax.value_and_grad(bce)(
-                params, rows.x[idx], rows.label[idx].astype(jnp.float32)
+                params, rows.x[idx], rows.label[idx].astype(jnp.float32), weights[idx]
             )
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
