@@ -20,7 +20,6 @@ labels too rarely to finish within `max_oversample * n` generated rows, `Fairjax
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fairjax import generators
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
@@ -228,67 +228,21 @@ def sample_frame(
     draw_fn: Callable[[jax.Array, int], pd.DataFrame],
     schema: Schema,
     label_proportion: float | None,
+    labels: Any = None,
     max_oversample: float = 50.0,
 ) -> pd.DataFrame:
-    """`n` rows from `draw_fn(key, m) -> m decoded rows`, with a requested label share.
-
-    Args:
-      key: PRNG key; the same key gives the same rows.
-      n: number of rows.
-      draw_fn: draws `m` rows of the model (decoded, with the label column).
-      schema: schema of the training data (label name, column order).
-      label_proportion: None: the rows as generated. A float p in [0, 1]: exactly
-        round(p * n) rows with label 1, selected from generated rows (module docstring).
-      max_oversample: at most `max_oversample * n` rows are generated (p given).
-
-    Returns:
-      DataFrame [n rows], columns in the order of `schema.columns`.
-
-    Raises:
-      FairjaxError: bad `n` / `label_proportion`, or a label too rare to select.
-    """
-    if isinstance(n, bool) or int(n) != n or int(n) < 1:
-        raise FairjaxError(f"n must be a positive integer; got {n!r}")
-    n = int(n)
-    if label_proportion is None:
-        return order_columns(draw_fn(key, n).reset_index(drop=True), schema)
-    p = float(label_proportion)
-    if not 0.0 <= p <= 1.0:
-        raise FairjaxError(f"label_proportion must be None or lie in [0, 1]; got {p}")
-    if not max_oversample >= 1.0:
-        raise FairjaxError(f"max_oversample must be >= 1; got {max_oversample}")
-    want = {1: round(p * n), 0: n - round(p * n)}
-    kept: dict[int, list[pd.DataFrame]] = {0: [], 1: []}
-    have, seen = {0: 0, 1: 0}, {0: 0, 1: 0}
-    budget, drawn, m = math.ceil(max_oversample * n), 0, n
-    draw_key, perm_key = jax.random.split(key)
-    r = 0
-    while any(have[c] < want[c] for c in (0, 1)) and drawn < budget:
-        frame = draw_fn(jax.random.fold_in(draw_key, r), m)
-        y = frame[schema.label].to_numpy() == 1
-        for c, mask in ((1, y), (0, ~y)):
-            seen[c] += int(mask.sum())
-            if have[c] < want[c]:
-                rows = frame[mask].iloc[: want[c] - have[c]]
-                kept[c].append(rows)
-                have[c] += len(rows)
-        drawn, r = drawn + m, r + 1
-        # Size the next round from the label rates seen so far, with 20% slack.
-        missing = [c for c in (0, 1) if have[c] < want[c]]
-        need = max(((want[c] - have[c]) * drawn / max(seen[c], 1) for c in missing), default=0)
-        m = int(min(max(1.2 * need, 256), budget - drawn))
-    short = [c for c in (0, 1) if have[c] < want[c]]
-    if short:
-        c = short[0]
-        raise FairjaxError(
-            f"label_proportion={p}: needs {want[c]} rows with label {c}, but the model "
-            f"generated label {c} in only {seen[c]} of {drawn} rows "
-            f"({seen[c] / max(drawn, 1):.2%}); ask for a proportion closer to the "
-            f"generated one, fewer rows, or pass label_proportion=None"
-        )
-    frame = pd.concat([f for c in (1, 0) for f in kept[c]], ignore_index=True)
-    order = np.asarray(jax.random.permutation(perm_key, n))
-    return order_columns(frame.iloc[order].reset_index(drop=True), schema)
+    """`n` rows from `draw_fn(key, m) -> m decoded rows` with the label share or labels
+    asked for (`fairjax.generators.select_labels`), columns in `schema.columns` order."""
+    frame = generators.select_labels(
+        key,
+        n,
+        draw_fn=draw_fn,
+        label=schema.label,
+        label_proportion=label_proportion,
+        labels=labels,
+        max_oversample=max_oversample,
+    )
+    return order_columns(frame, schema)
 
 
 def sample_generated(
@@ -300,12 +254,14 @@ def sample_generated(
     encoder: TabularEncoder,
     schema: Schema,
     label_proportion: float | None,
+    labels: Any = None,
     max_oversample: float = 50.0,
     chunk_size: int = 4096,
     progress: bool = False,
 ) -> pd.DataFrame:
     """`n` decoded rows from a jitted `run(params, keys[c]) -> rows[c, dim]`, with the label
-    share handled by `sample_frame` (None: as generated; p: exactly round(p n) ones)."""
+    share handled by `sample_frame` (None: as generated; p: exactly round(p n) ones;
+    labels: row i has label labels[i])."""
 
     def draw(k, m):
         rows = generate_rows(run, params, k, m, chunk_size=chunk_size, progress=progress)
@@ -317,6 +273,7 @@ def sample_generated(
         draw_fn=draw,
         schema=schema,
         label_proportion=label_proportion,
+        labels=labels,
         max_oversample=max_oversample,
     )
 

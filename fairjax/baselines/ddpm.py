@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -146,6 +147,7 @@ class DDPMModel:
         key: jax.Array,
         n: int,
         *,
+        labels: Any = None,
         label_proportion: float | None = None,
         sampler: str | None = None,
         steps: int | None = None,
@@ -158,6 +160,8 @@ class DDPMModel:
         Args:
           key: PRNG key; the same key gives the same rows.
           n: number of rows.
+          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
+            generated rows like `label_proportion`; exclusive with it).
           label_proportion: None (default): the label as generated. A float p: exactly
             round(p n) rows with label 1, selected from generated rows
             (`fairjax.baselines.common`); FairjaxError when the model generates that
@@ -188,6 +192,7 @@ class DDPMModel:
             encoder=self.encoder,
             schema=self.schema,
             label_proportion=label_proportion,
+            labels=labels,
             max_oversample=max_oversample,
             chunk_size=chunk_size,
             progress=progress,

@@ -263,6 +263,7 @@ class GANModel:
         key: jax.Array,
         n: int,
         *,
+        labels: Any = None,
         label_proportion: float | None = None,
         max_oversample: float = 50.0,
         chunk_size: int = 4096,
@@ -273,6 +274,8 @@ class GANModel:
         Args:
           key: PRNG key; the same key gives the same rows.
           n: number of rows.
+          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
+            generated rows like `label_proportion`; exclusive with it).
           label_proportion: None (default): the label as generated. A float p: exactly
             round(p n) rows with label 1, selected from generated rows
             (`fairjax.baselines.common`); FairjaxError when the model generates that
@@ -295,6 +298,7 @@ class GANModel:
             encoder=self.encoder,
             schema=self.schema,
             label_proportion=label_proportion,
+            labels=labels,
             max_oversample=max_oversample,
             chunk_size=chunk_size,
             progress=progress,

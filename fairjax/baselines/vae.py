@@ -170,6 +170,7 @@ class VAEModel:
         key: jax.Array,
         n: int,
         *,
+        labels: Any = None,
         label_proportion: float | None = None,
         max_oversample: float = 50.0,
         chunk_size: int = 4096,
@@ -180,6 +181,8 @@ class VAEModel:
         Args:
           key: PRNG key; the same key gives the same rows.
           n: number of rows.
+          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
+            generated rows like `label_proportion`; exclusive with it).
           label_proportion: None (default): the label as generated. A float p: exactly
             round(p n) rows with label 1, selected from generated rows
             (`fairjax.baselines.common`); FairjaxError when the model generates that
@@ -202,6 +205,7 @@ class VAEModel:
             encoder=self.encoder,
             schema=self.schema,
             label_proportion=label_proportion,
+            labels=labels,
             max_oversample=max_oversample,
             chunk_size=chunk_size,
             progress=progress,

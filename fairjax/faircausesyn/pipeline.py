@@ -36,6 +36,7 @@ from fairjax.data import TabularDataset
 from fairjax.errors import FairjaxError
 from fairjax.faircausesyn import llm, local, refine
 from fairjax.faircausesyn.roles import CausalRoles, balanced_rows, make_roles
+from fairjax.generators import select_labels
 
 METHOD = "faircausesyn"
 BACKENDS = ("local", "llm")
@@ -283,6 +284,8 @@ class FairCauseSynModel:
         key: jax.Array,
         n: int,
         *,
+        labels: Any = None,
+        label_proportion: float | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
         progress: bool = False,
@@ -292,29 +295,39 @@ class FairCauseSynModel:
         Args:
           key: PRNG key; with the local backend the same key gives the same rows.
           n: rows, >= 1.
+          labels: optional [n] 0/1 outcomes Y, row i gets labels[i]; label_proportion:
+            exactly round(p n) rows with Y = 1. Both select from generated rows
+            (`fairjax.generators.select_labels`); None: Y as generated.
           temperature, top_p: override the local model's sampling options.
           progress: progress output of the llm backend.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise FairjaxError(f"n must be an integer >= 1, got {n!r}.")
-        if self.generator is not None:
-            return self.generator.sample(
-                key,
-                n,
-                **path_options(self.state),
-                temperature=temperature,
-                top_p=top_p,
+
+        def draw(k: jax.Array, m: int) -> pd.DataFrame:
+            if self.generator is not None:
+                return self.generator.sample(
+                    k, m, **path_options(self.state), temperature=temperature, top_p=top_p
+                )
+            frame, _ = llm.generate_llm(
+                k,
+                self.config.backend_config(),
+                self.examples,
+                self.roles,
+                m,
+                feedback=self.state,
+                progress=progress,
             )
-        frame, _ = llm.generate_llm(
+            return frame
+
+        return select_labels(
             key,
-            self.config.backend_config(),
-            self.examples,
-            self.roles,
             n,
-            feedback=self.state,
-            progress=progress,
+            draw_fn=draw,
+            label=self.roles.Y,
+            label_proportion=label_proportion,
+            labels=labels,
         )
-        return frame
 
     def save(
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None

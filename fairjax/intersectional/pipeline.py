@@ -51,6 +51,7 @@ import pandas as pd
 from fairjax import mmd, persist
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
+from fairjax.generators import check_labels
 from fairjax.intersectional import distinguish, generators, groups, settings
 from fairjax.intersectional.augment import augmentation_counts
 
@@ -229,7 +230,8 @@ class IntersectionalModel:
         key: jax.Array,
         n: int,
         *,
-        label_proportion: float = 0.5,
+        labels: Any = None,
+        label_proportion: float | None = None,
         group_proportions: str = "uniform",
         progress: bool = False,
     ) -> pd.DataFrame:
@@ -238,7 +240,11 @@ class IntersectionalModel:
         Args:
             key: PRNG key.
             n: number of rows.
-            label_proportion: P(label = 1) of every row.
+            labels: optional [n] 0/1: row i has label labels[i] (its group drawn among
+                the groups that can generate that label); exclusive with
+                `label_proportion`.
+            label_proportion: P(label = 1) of every row; None (default): the training
+                rows' share.
             group_proportions: "uniform" (every group equally often: the point of the
                 method) or "data" (the training frequencies).
             progress: unused (generation is one pass); kept for the common interface.
@@ -252,6 +258,10 @@ class IntersectionalModel:
         n = int(n)
         if n < 1:
             raise FairjaxError(f"n must be a positive integer; got {n}")
+        labels = check_labels(labels, n, label_proportion)
+        count = np.asarray(self.rows.count)
+        if label_proportion is None:
+            label_proportion = count[:, 1].sum() / max(count.sum(), 1)
         if not 0.0 <= float(label_proportion) <= 1.0:
             raise FairjaxError(f"label_proportion must lie in [0, 1]; got {label_proportion}")
         if group_proportions not in ("uniform", "data"):
@@ -268,9 +278,23 @@ class IntersectionalModel:
         if p.sum() <= 0:
             raise FairjaxError("no (group, label) cell with positive probability can be generated")
         cell_key, gen_key, perm_key = jax.random.split(key, 3)
-        cells = np.asarray(
-            jax.random.choice(cell_key, p.size, (n,), p=jnp.asarray(p.reshape(-1) / p.sum()))
-        )
+        if labels is None:
+            cells = np.asarray(
+                jax.random.choice(cell_key, p.size, (n,), p=jnp.asarray(p.reshape(-1) / p.sum()))
+            )
+        else:  # the group of each row given its label
+            cells = np.zeros(n, np.int64)
+            for c in (0, 1):
+                rows = np.flatnonzero(labels == c)
+                col = group_p * ok[:, c]
+                if len(rows) and col.sum() <= 0:
+                    raise FairjaxError(f"no group can generate rows with label {c}")
+                if len(rows):
+                    g_c = jax.random.choice(
+                        jax.random.fold_in(cell_key, c), self.num_groups, (len(rows),),
+                        p=jnp.asarray(col / col.sum()),
+                    )  # fmt: skip
+                    cells[rows] = 2 * np.asarray(g_c) + c
         counts = np.bincount(cells, minlength=p.size).reshape(p.shape)
         x, g, y = self.generate(gen_key, counts)
         frame = self.encoder.decode(x)
@@ -281,6 +305,11 @@ class IntersectionalModel:
         frame[self.schema.label] = y.astype(np.int64)
         order = [c for c in self.schema.columns if c in frame.columns]
         perm = np.asarray(jax.random.permutation(perm_key, n))
+        if labels is not None:  # generated row perm[i] of label labels[i], in perm order
+            perm = np.empty(n, np.int64)
+            for c in (0, 1):
+                mine = np.flatnonzero(y == c)
+                perm[labels == c] = mine[np.asarray(jax.random.permutation(perm_key, len(mine)))]
         return frame[order].iloc[perm].reset_index(drop=True)
 
     def project(self, x: Any) -> np.ndarray:
