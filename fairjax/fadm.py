@@ -162,6 +162,36 @@ class NetSpec(NamedTuple):
         return cls(*(getattr(config, f) for f in cls._fields))
 
 
+class TrainSpec(NamedTuple):
+    """What one network's compiled training step depends on, and nothing else: the SDE,
+    the network, its loss, Adam's rate and MLDG's settings. `_step_fn` is cached on this,
+    so fits whose configs differ only in other fields (sampling options, the other
+    networks' sizes or rates, step counts) share the step and its compiled chunk.
+
+    Attributes:
+      sde, beta_min, beta_max: the forward SDE.
+      network: the Flax module (`nets.TimeConditionedMLP`, hashable by its fields).
+      loss: "dsm" (the score net) or "classifier" (a noisy-row classifier).
+      lr: Adam learning rate (the outer rate gamma when meta-learning).
+      mldg: None (plain training) or (inner_lr, meta_beta, first_order).
+    """
+
+    sde: str
+    beta_min: float
+    beta_max: float
+    network: Any
+    loss: str
+    lr: float
+    mldg: tuple[float, float, bool] | None
+
+    @classmethod
+    def of(cls, config: FADMConfig, network: Any, name: str, use_meta: bool) -> TrainSpec:
+        """The spec of network `name` ("score", "label" or "sensitive") of `config`."""
+        mldg = (config.inner_lr, config.meta_beta, config.first_order) if use_meta else None
+        loss, lr = ("dsm", config.lr) if name == "score" else ("classifier", config.classifier_lr)
+        return cls(config.sde, config.beta_min, config.beta_max, network, loss, lr, mldg)
+
+
 def make_modules(config: Any, dim: int, num_labels: int, num_sensitive: int) -> tuple:
     """Flax modules (score net, label classifier, sensitive classifier) of a config or spec."""
 
@@ -179,14 +209,18 @@ def make_networks(config: Any, dim: int, num_labels: int, num_sensitive: int) ->
 
 @functools.lru_cache(maxsize=32)
 def _make_networks(spec: NetSpec, dim: int, num_labels: int, num_sensitive: int) -> Networks:
-    make_sde = sde.make_vp_sde if spec.sde == "vp" else sde.make_subvp_sde
     score, label, sensitive = make_modules(spec, dim, num_labels, num_sensitive)
     return Networks(
-        sde=make_sde(beta_min=spec.beta_min, beta_max=spec.beta_max),
+        sde=_make_sde(spec.sde, spec.beta_min, spec.beta_max),
         eps_fn=nets.make_apply(score),
         label_logits_fn=nets.make_apply(label),
         sensitive_logits_fn=nets.make_apply(sensitive),
     )
+
+
+def _make_sde(kind: str, beta_min: float, beta_max: float) -> sde.SDE:
+    make_sde = sde.make_vp_sde if kind == "vp" else sde.make_subvp_sde
+    return make_sde(beta_min=beta_min, beta_max=beta_max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,7 +470,7 @@ def fit(
         ("sensitive", z.astype(np.int32), config.classifier_steps),
     ]
     for i, (name, targets, steps) in enumerate(jobs):
-        step, optimizer = _step_fn(config, dim, num_z, name, use_meta)
+        step, optimizer = _step_fn(TrainSpec.of(config, modules[i], name, use_meta))
         init = nets.init_params(modules[i], init_keys[2 * i], *example)
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
         state, losses = training.run(
@@ -520,22 +554,20 @@ def _batch_fn(batch_size: int, use_meta: bool, with_targets: bool):
 
 
 @functools.lru_cache(maxsize=32)
-def _step_fn(config: FADMConfig, dim: int, num_sensitive: int, name: str, use_meta: bool):
-    """(step, optimizer) training network `name` ("score", "label" or "sensitive")."""
-    nw = make_networks(config, dim, 2, num_sensitive)
-    if name == "score":
-        loss_fn, lr = sde.make_dsm_loss(nw.sde, nw.score_fn), config.lr
+def _step_fn(spec: TrainSpec):
+    """(step, optimizer) training the network of `spec`, built once per spec."""
+    forward = _make_sde(spec.sde, spec.beta_min, spec.beta_max)
+    apply_fn = nets.make_apply(spec.network)
+    if spec.loss == "dsm":
+        nw = Networks(forward, apply_fn, None, None)
+        loss_fn = sde.make_dsm_loss(forward, nw.score_fn)
     else:
-        logits = nw.label_logits_fn if name == "label" else nw.sensitive_logits_fn
-        loss_fn, lr = sde.make_noisy_classifier_loss(nw.sde, logits), config.classifier_lr
-    optimizer = optax.adam(lr)
-    if not use_meta:
+        loss_fn = sde.make_noisy_classifier_loss(forward, apply_fn)
+    optimizer = optax.adam(spec.lr)
+    if spec.mldg is None:
         return training.make_train_step(loss_fn, optimizer), optimizer
+    inner_lr, beta, first_order = spec.mldg
     meta_step = meta.make_meta_step(
-        loss_fn,
-        optimizer,
-        inner_lr=config.inner_lr,
-        beta=config.meta_beta,
-        first_order=config.first_order,
+        loss_fn, optimizer, inner_lr=inner_lr, beta=beta, first_order=first_order
     )
     return training.make_meta_train_step(meta_step), optimizer

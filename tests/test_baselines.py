@@ -303,8 +303,25 @@ def test_sampling_compiles_once_per_shape():
     model = fitted("vae")
     model.sample(jax.random.key(8), 100, chunk_size=CHUNK)
     model.sample(jax.random.key(9), 700, label_proportion=0.2, chunk_size=CHUNK)
-    run = vae._compiled_sampler(model.config, common.Layout.of(model.encoder))
-    assert run._cache_size() == 1
+    cfg = model.config
+    run = vae._compiled_sampler(vae.NetSpec.of(cfg), common.Layout.of(model.encoder), True)
+    assert cfg.decoder_noise and run._cache_size() == 1
+
+
+def test_compiled_code_is_keyed_on_the_networks_not_the_config():
+    # Fields a compiled function does not use (step counts, batch sizes, rates for the
+    # sampler) are not in its cache key; one it uses is.
+    layout, dim = LAYOUT, LAYOUT.dim
+    for mod, sampler_args, other in (
+        (vae, (layout, True), dict(steps=7, lr=0.5, batch_size=3, kl_weight=0.5)),
+        (gan, (layout,), dict(steps=7, lr=0.5, batch_size=3, n_critic=2, gp_weight=1.0)),
+        (ddpm, (dim, "em", 10), dict(steps=7, lr=0.5, batch_size=3, sample_steps=9)),
+    ):
+        a, b = mod.PRESETS["quick"], dataclasses.replace(mod.PRESETS["quick"], **other)
+        run = mod._compiled_sampler(mod.NetSpec.of(a), *sampler_args)
+        assert mod._compiled_sampler(mod.NetSpec.of(b), *sampler_args) is run
+        wider = dataclasses.replace(a, width=a.width + 1)
+        assert mod._compiled_sampler(mod.NetSpec.of(wider), *sampler_args) is not run
 
 
 def test_vae_reconstructs():

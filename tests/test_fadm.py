@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairjax import classifiers, fadm
+from fairjax import classifiers, fadm, meta, sampling, training
 from fairjax.data import TabularDataset, fit_encoder, infer_schema
 from fairjax.errors import FairjaxError
 
@@ -102,22 +102,60 @@ def test_label_guidance_generates_rows_of_the_requested_class(model, data):
     assert unguided < guided - 0.2
 
 
-def test_same_key_same_rows_and_sampler_traces_once(model):
+def test_same_key_same_rows_and_sampler_traces_once(model, monkeypatch):
+    traces = []
+    solve = sampling.sample_from_prior
+
+    def counted(*args, **kwargs):  # runs only while jax traces the sampler
+        traces.append(1)
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_from_prior", counted)
     fadm._compiled_sampler.cache_clear()
     a = model.sample(jax.random.key(4), 50, sampler="ode", steps=20)
-    b = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, lambda_z=0.5)
+    b = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, lambda_y=3.0, lambda_z=0.5)
     c = model.sample(jax.random.key(4), 50, sampler="ode", steps=20)
     d = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, guide_t_max=0.5)
     pd.testing.assert_frame_equal(a, c)
     assert not a.equals(b) and not a.equals(d)
+    assert len(traces) == 1  # one trace for all four calls (scales, t_max traced)
     info = fadm._compiled_sampler.cache_info()
     assert (info.misses, info.hits) == (1, 3)
     spec = fadm.NetSpec.of(model.config)
     run = fadm._compiled_sampler(spec, model.encoder.dim, 2, 2, "ode", 20, "entropy")
-    assert run._cache_size() == 1  # one trace for all four calls (scales, t_max traced)
+    assert run._cache_size() == 1
     # Another guide is another program; sampling options of the config are not in the key.
     e = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, guide="uniform")
     assert not a.equals(e) and fadm._compiled_sampler.cache_info().misses == 2
+    assert len(traces) == 2
+
+
+def test_configs_differing_in_sampling_share_the_training_steps(model, data, monkeypatch):
+    # The fixture fitted TINY. A config that differs in sampling fields and step counts
+    # reuses its compiled training chunks; another classifier rate retraces the classifier
+    # step only (one for both: binary label and binary sensitive make the same network).
+    # Traces are counted where the meta-learning batch is drawn.
+    traces = []
+    split = meta.split_domains
+
+    def counted(*args):
+        traces.append(1)
+        return split(*args)
+
+    monkeypatch.setattr(meta, "split_domains", counted)
+    sampling_only = dataclasses.replace(
+        TINY,
+        **dict(sampler="ode", sample_steps=7, lambda_y=3.0, lambda_z=0.0, guide="uniform"),
+        **dict(guide_t_max=0.5, sensitive_output="omit", score_steps=100, classifier_steps=100),
+    )
+    chunks = len(training._CHUNKS)
+    fadm.fit(jax.random.key(3), data, config=sampling_only, progress=False)
+    assert traces == [] and len(training._CHUNKS) == chunks
+    spec = lambda cfg, name: fadm.TrainSpec.of(cfg, fadm.make_modules(cfg, 5, 2, 2)[0], name, True)
+    assert fadm._step_fn(spec(TINY, "score")) is fadm._step_fn(spec(sampling_only, "score"))
+    other_rate = dataclasses.replace(sampling_only, classifier_lr=2e-3)
+    fadm.fit(jax.random.key(3), data, config=other_rate, progress=False)
+    assert len(traces) == 1
 
 
 def test_labels_default_to_the_training_share(model, data):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -109,6 +110,23 @@ class DDPMConfig:
         )
 
 
+class NetSpec(NamedTuple):
+    """The fields of a config that fix the SDE and the score net: the compiled sampler and
+    (with the optimizer's settings) the training step are cached on this."""
+
+    sde: str
+    beta_min: float
+    beta_max: float
+    width: int
+    num_blocks: int
+    time_dim: int
+
+    @classmethod
+    def of(cls, config: DDPMConfig) -> NetSpec:
+        """The spec of a `DDPMConfig`."""
+        return cls(*(getattr(config, f) for f in cls._fields))
+
+
 PRESETS = {
     # FADM's quick score net and sampler steps; 3000 steps with a cosine decay of the
     # learning rate (FADM quick: 1500 at a constant rate). On Adult, 1500 constant-rate
@@ -178,7 +196,7 @@ class DDPMModel:
             raise FairjaxError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
         if isinstance(steps, bool) or int(steps) != steps or int(steps) < 1:
             raise FairjaxError(f"steps must be a positive integer; got {steps!r}")
-        run = _compiled_sampler(self.config, self.encoder.dim, sampler, int(steps))
+        run = _compiled_sampler(NetSpec.of(self.config), self.encoder.dim, sampler, int(steps))
 
         return common.sample_generated(
             run,
@@ -210,16 +228,20 @@ def load(path: str | Path) -> DDPMModel:
     return model
 
 
-def make_networks(config: DDPMConfig, dim: int) -> fadm.Networks:
+def make_networks(config: DDPMConfig | NetSpec, dim: int) -> fadm.Networks:
     """FADM's networks for `config` (only `sde`, `eps_fn` and `score_fn` are used)."""
-    return fadm.make_networks(config.fadm_config(), dim, 2, 2)
+    return fadm.make_networks(_fadm_net(config), dim, 2, 2)
+
+
+def _fadm_net(config: DDPMConfig | NetSpec) -> fadm.NetSpec:
+    return fadm.NetSpec(*NetSpec.of(config), classifier_width=1, classifier_blocks=1)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sampler(config: DDPMConfig, dim: int, sampler: str, steps: int):
+def _compiled_sampler(spec: NetSpec, dim: int, sampler: str, steps: int):
     """Jitted `run(params, keys[c]) -> x_0[c, dim]`; row i's prior draw and noise come from
     keys[i] only (as in `fadm`), rows sharded over devices (`sampling.shard_rows`)."""
-    nw = make_networks(config, dim)
+    nw = make_networks(spec, dim)
 
     @jax.jit
     def run(params, keys):
@@ -232,14 +254,13 @@ def _compiled_sampler(config: DDPMConfig, dim: int, sampler: str, steps: int):
 
 
 @functools.lru_cache(maxsize=32)
-def _train_step(config: DDPMConfig, dim: int):
-    """(step, optimizer) of denoising score matching, as FADM's score net is trained;
-    built once per setting so `training.run` reuses compiled code."""
-    nw = make_networks(config, dim)
-    lr = config.lr
-    if config.lr_schedule == "cosine":
-        lr = optax.cosine_decay_schedule(config.lr, config.steps)
-    optimizer = optax.adam(lr)
+def _train_step(spec: NetSpec, dim: int, lr: float, decay_steps: int | None):
+    """(step, optimizer) of denoising score matching, as FADM's score net is trained, with
+    Adam at rate `lr` (cosine-decayed to 0 over `decay_steps` unless None); built once per
+    setting so `training.run` reuses compiled code."""
+    nw = make_networks(spec, dim)
+    schedule = lr if decay_steps is None else optax.cosine_decay_schedule(lr, decay_steps)
+    optimizer = optax.adam(schedule)
     return training.make_train_step(sde.make_dsm_loss(nw.sde, nw.score_fn), optimizer), optimizer
 
 
@@ -269,7 +290,8 @@ def fit(
     module = fadm.make_modules(config.fadm_config(), dim, 2, 2)[0]
     init_key, train_key = jax.random.split(key)
     params = nets.init_params(module, init_key, jnp.zeros(dim), jnp.zeros(()))
-    step, optimizer = _train_step(config, dim)
+    decay_steps = config.steps if config.lr_schedule == "cosine" else None
+    step, optimizer = _train_step(NetSpec.of(config), dim, config.lr, decay_steps)
     state, losses = training.run(
         train_key,
         training.init_train_state(params, optimizer),

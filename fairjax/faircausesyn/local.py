@@ -610,23 +610,25 @@ def _compiled_log_likelihood(spec: tuple[int, ...]):
 
 
 @functools.lru_cache(maxsize=16)
-def _train_step(config: LocalConfig, sizes: tuple[int, ...]):
-    """(step, optimizer) for a tokenizer with column `sizes`, built once per setting so that
-    `training.run` reuses its compiled code."""
-    valid = segment_mask(sizes)
-    spec = (valid.shape[1], len(sizes), config.d_model, config.n_heads, config.n_layers)
-    spec = (*spec, config.mlp_ratio)
-    loss_fn = make_loss(nets.make_apply(_module(spec)), valid)
+def _train_step(
+    spec: tuple[int, ...],
+    sizes: tuple[int, ...],
+    lr: float,
+    warmup_steps: int,
+    decay_steps: int,
+    weight_decay: float,
+):
+    """(step, optimizer) for the Transformer `spec` (`_net_spec`) on a tokenizer with column
+    `sizes`: AdamW with weight decay `weight_decay`, clipped gradients, a linear warm-up
+    to `lr` over `warmup_steps` and a cosine decay to lr / 100 at `decay_steps`. Built once
+    per setting so that `training.run` reuses its compiled code."""
+    loss_fn = make_loss(nets.make_apply(_module(spec)), segment_mask(sizes))
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0,
-        config.lr,
-        warmup_steps=min(config.warmup_steps, config.steps // 2),
-        decay_steps=config.steps,
-        end_value=config.lr / 100,
+        0.0, lr, warmup_steps=warmup_steps, decay_steps=decay_steps, end_value=lr / 100
     )
     optimizer = optax.chain(
         optax.clip_by_global_norm(1.0),
-        optax.adamw(schedule, weight_decay=config.weight_decay),
+        optax.adamw(schedule, weight_decay=weight_decay),
     )
     return training.make_train_step(loss_fn, optimizer), optimizer
 
@@ -655,7 +657,14 @@ def _batch_fn(batch_size: int):
 
 
 def _train(key, params, tokens, config, tokenizer, progress, eval_fn) -> tuple[Any, np.ndarray]:
-    step, optimizer = _train_step(config, tokenizer.sizes)
+    step, optimizer = _train_step(
+        _net_spec(config, tokenizer),
+        tokenizer.sizes,
+        config.lr,
+        min(config.warmup_steps, config.steps // 2),
+        config.steps,
+        config.weight_decay,
+    )
     n_pad = max(1024, 1 << int(np.ceil(np.log2(len(tokens)))))
     padded = np.zeros((n_pad, tokens.shape[1]), np.int32)
     padded[: len(tokens)] = tokens
