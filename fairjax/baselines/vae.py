@@ -222,19 +222,6 @@ class VAEModel:
             progress=progress,
         )
 
-    def reconstruct(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Decode the posterior mean of each row: x -> mu(x) -> decoder mean -> argmax.
-
-        Args:
-          frame: rows with (at least) the generated columns.
-
-        Returns:
-          DataFrame of the same rows and the generated columns (training dtypes).
-        """
-        x = jnp.asarray(self.encoder.encode(frame))
-        out = _compiled_reconstruct(self.config, Layout.of(self.encoder))(self.params, x)
-        return common.order_columns(self.encoder.decode(np.asarray(out)), self.schema)
-
     def save(
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
     ) -> None:
@@ -276,18 +263,6 @@ def _compiled_sampler(spec: NetSpec, layout: Layout, decoder_noise: bool):
             # softmax(logits), so categories are sampled from p(x | z), not its mode.
             out = out + jnp.where(in_block, jax.random.gumbel(gumbel_key, out.shape), 0.0)
         return out
-
-    return jax.jit(jax.vmap(row, in_axes=(None, 0)))
-
-
-@functools.lru_cache(maxsize=32)
-def _compiled_reconstruct(config: VAEConfig, layout: Layout):
-    encoder, decoder = make_modules(config, layout.dim)
-    encode_fn, decode_fn = nets.make_apply(encoder), nets.make_apply(decoder)
-
-    def row(params, x):
-        mu, _ = jnp.split(encode_fn(params["encoder"], x), 2)
-        return decode_fn(params["decoder"], mu)
 
     return jax.jit(jax.vmap(row, in_axes=(None, 0)))
 
