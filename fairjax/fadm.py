@@ -98,7 +98,7 @@ class FADMConfig:
 
     def __post_init__(self):
         choices = {
-            "sde": ("vp", "subvp"),
+            "sde": sde.KINDS,
             "meta": ("auto", "on", "off"),
             "sampler": SAMPLERS,
             "guide": tuple(guidance.SENSITIVE_GUIDES),
@@ -133,14 +133,9 @@ class Networks(NamedTuple):
     """The three FADM networks as pure functions of their parameters (per example)."""
 
     sde: sde.SDE
-    eps_fn: Any  # (params, x[d], t[]) -> [d], predicted noise
+    score_fn: Any  # (params, x[d], t[]) -> [d], s = -eps / std(t) (`nets.make_score_fn`)
     label_logits_fn: Any  # (params, x[d], t[]) -> [C_y]
     sensitive_logits_fn: Any  # (params, x[d], t[]) -> [C_z]
-
-    def score_fn(self, params, x, t):
-        """s(x, t) = -eps(x, t) / std(t)."""
-        _, std = self.sde.marginal(x, t)
-        return -self.eps_fn(params, x, t) / std
 
 
 class NetSpec(NamedTuple):
@@ -198,7 +193,9 @@ def make_modules(config: Any, dim: int, num_labels: int, num_sensitive: int) -> 
     def classifier(c):
         return nets.TimeConditionedMLP(c, config.classifier_width, config.classifier_blocks)
 
-    score = nets.TimeConditionedMLP(dim, config.width, config.num_blocks, config.time_dim)
+    score = nets.score_net(
+        dim, width=config.width, num_blocks=config.num_blocks, time_dim=config.time_dim
+    )
     return score, classifier(num_labels), classifier(num_sensitive)
 
 
@@ -210,17 +207,13 @@ def make_networks(config: Any, dim: int, num_labels: int, num_sensitive: int) ->
 @functools.lru_cache(maxsize=32)
 def _make_networks(spec: NetSpec, dim: int, num_labels: int, num_sensitive: int) -> Networks:
     score, label, sensitive = make_modules(spec, dim, num_labels, num_sensitive)
+    forward = sde.make_sde(spec.sde, beta_min=spec.beta_min, beta_max=spec.beta_max)
     return Networks(
-        sde=_make_sde(spec.sde, spec.beta_min, spec.beta_max),
-        eps_fn=nets.make_apply(score),
+        sde=forward,
+        score_fn=nets.make_score_fn(score, forward),
         label_logits_fn=nets.make_apply(label),
         sensitive_logits_fn=nets.make_apply(sensitive),
     )
-
-
-def _make_sde(kind: str, beta_min: float, beta_max: float) -> sde.SDE:
-    make_sde = sde.make_vp_sde if kind == "vp" else sde.make_subvp_sde
-    return make_sde(beta_min=beta_min, beta_max=beta_max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -556,13 +549,11 @@ def _batch_fn(batch_size: int, use_meta: bool, with_targets: bool):
 @functools.lru_cache(maxsize=32)
 def _step_fn(spec: TrainSpec):
     """(step, optimizer) training the network of `spec`, built once per spec."""
-    forward = _make_sde(spec.sde, spec.beta_min, spec.beta_max)
-    apply_fn = nets.make_apply(spec.network)
+    forward = sde.make_sde(spec.sde, beta_min=spec.beta_min, beta_max=spec.beta_max)
     if spec.loss == "dsm":
-        nw = Networks(forward, apply_fn, None, None)
-        loss_fn = sde.make_dsm_loss(forward, nw.score_fn)
+        loss_fn = sde.make_dsm_loss(forward, nets.make_score_fn(spec.network, forward))
     else:
-        loss_fn = sde.make_noisy_classifier_loss(forward, apply_fn)
+        loss_fn = sde.make_noisy_classifier_loss(forward, nets.make_apply(spec.network))
     optimizer = optax.adam(spec.lr)
     if spec.mldg is None:
         return training.make_train_step(loss_fn, optimizer), optimizer

@@ -23,7 +23,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fairjax import generators
+from fairjax import fadm, generators
 from fairjax.baselines import common, ddpm, fairgan, gan, vae
 from fairjax.data import Schema, TabularDataset
 from fairjax.errors import FairjaxError
@@ -231,13 +231,25 @@ def test_presets_are_json_and_validated(method):
     for cfg in mod.PRESETS.values():
         d = json.loads(json.dumps(dataclasses.asdict(cfg)))
         assert type(cfg)(**d) == cfg
-        hash(cfg)  # configs key the compiled-function caches
+        hash(cfg)  # frozen
     cls = type(mod.PRESETS["quick"])
     with pytest.raises(FairjaxError, match="batch_size"):
         cls(batch_size=0)
     with pytest.raises(FairjaxError, match="scaling"):
         cls(scaling="log")
     assert generators.get(method) is mod
+
+
+def test_ddpm_builds_fadms_score_net_and_validates_its_config():
+    cfg = ddpm.PRESETS["quick"]
+    same = fadm.FADMConfig(width=cfg.width, num_blocks=cfg.num_blocks, time_dim=cfg.time_dim)
+    assert ddpm.make_module(cfg, 9) == fadm.make_modules(same, 9, 2, 2)[0]
+    with pytest.raises(FairjaxError, match=r"sde must be one of \('vp', 'subvp'\); got 've'"):
+        ddpm.DDPMConfig(sde="ve")
+    with pytest.raises(FairjaxError, match=r"sampler must be one of \('em', 'pc', 'ode'\)"):
+        ddpm.DDPMConfig(sampler="rk")
+    with pytest.raises(FairjaxError, match=r"width must be a positive integer; got 0\.5"):
+        ddpm.DDPMConfig(width=0.5)
 
 
 def test_fairgan_requires_categorical_condition():
