@@ -238,6 +238,7 @@ def test_multi_device_sampling_equals_single_device(model, tmp_path):
     pd.testing.assert_frame_equal(single, multi, check_dtype=False, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_multi_device_training_equals_single_device(data, tmp_path):
     """Batches sharded over 8 forced host devices train the same parameters as 1 device."""
     config = dataclasses.replace(TINY, score_steps=30, classifier_steps=30, batch_size=64)
@@ -264,6 +265,7 @@ def test_multi_device_training_equals_single_device(data, tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sensitive_guides_remove_sensitive_information(model, data):
     """On the toy data z is read off x2; guiding on p_t(z | x) must lower what a probe
     trained on real rows reads from the generated rows, monotonically in the scale

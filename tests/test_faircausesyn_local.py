@@ -515,6 +515,7 @@ def test_save_load_sample_identical(model, tmp_path):
         local.load_local(tmp_path)
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_held_out_nll():
     # 400 rows of NHEFS memorise within a few hundred steps: the held-out NLL stops
     # improving long before the 2,000-step cap, and the kept parameters score that NLL.
