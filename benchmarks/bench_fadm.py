@@ -114,8 +114,10 @@ def main(argv=None) -> dict:
     _, flops_per_eval = timed(batched_score, jnp.zeros((n, DIM)), jnp.float32(0.5), y)
     for sampler, steps, evals in (("em", 1000, 1000), ("ode", 50, 100)):
         seconds, _ = timed(
-            functools.partial(fadm._compiled_sampler(config, DIM, 2, 2, sampler, steps),
-                              lambda_y=jnp.float32(1.0), lambda_z=jnp.float32(1.0)),
+            functools.partial(
+                fadm._compiled_sampler(fadm.NetSpec.of(config), DIM, 2, 2, sampler, steps,
+                                       config.guide),
+                lambda_y=jnp.float32(1.0), lambda_z=jnp.float32(1.0), t_max=jnp.float32(1.0)),
             all_params, keys, y, repeats=3,
         )  # fmt: skip
         record(f"guided sampling {sampler.upper()}-{steps} ({n} rows)", seconds,

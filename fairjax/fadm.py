@@ -98,7 +98,7 @@ class FADMConfig:
 
     def __post_init__(self):
         choices = {
-            "sde": ("vp", "subvp"),
+            "sde": sde.KINDS,
             "meta": ("auto", "on", "off"),
             "sampler": SAMPLERS,
             "guide": tuple(guidance.SENSITIVE_GUIDES),
@@ -133,14 +133,9 @@ class Networks(NamedTuple):
     """The three FADM networks as pure functions of their parameters (per example)."""
 
     sde: sde.SDE
-    eps_fn: Any  # (params, x[d], t[]) -> [d], predicted noise
+    score_fn: Any  # (params, x[d], t[]) -> [d], s = -eps / std(t) (`nets.make_score_fn`)
     label_logits_fn: Any  # (params, x[d], t[]) -> [C_y]
     sensitive_logits_fn: Any  # (params, x[d], t[]) -> [C_z]
-
-    def score_fn(self, params, x, t):
-        """s(x, t) = -eps(x, t) / std(t)."""
-        _, std = self.sde.marginal(x, t)
-        return -self.eps_fn(params, x, t) / std
 
 
 class NetSpec(NamedTuple):
@@ -162,13 +157,45 @@ class NetSpec(NamedTuple):
         return cls(*(getattr(config, f) for f in cls._fields))
 
 
+class TrainSpec(NamedTuple):
+    """What one network's compiled training step depends on, and nothing else: the SDE,
+    the network, its loss, Adam's rate and MLDG's settings. `_step_fn` is cached on this,
+    so fits whose configs differ only in other fields (sampling options, the other
+    networks' sizes or rates, step counts) share the step and its compiled chunk.
+
+    Attributes:
+      sde, beta_min, beta_max: the forward SDE.
+      network: the Flax module (`nets.TimeConditionedMLP`, hashable by its fields).
+      loss: "dsm" (the score net) or "classifier" (a noisy-row classifier).
+      lr: Adam learning rate (the outer rate gamma when meta-learning).
+      mldg: None (plain training) or (inner_lr, meta_beta, first_order).
+    """
+
+    sde: str
+    beta_min: float
+    beta_max: float
+    network: Any
+    loss: str
+    lr: float
+    mldg: tuple[float, float, bool] | None
+
+    @classmethod
+    def of(cls, config: FADMConfig, network: Any, name: str, use_meta: bool) -> TrainSpec:
+        """The spec of network `name` ("score", "label" or "sensitive") of `config`."""
+        mldg = (config.inner_lr, config.meta_beta, config.first_order) if use_meta else None
+        loss, lr = ("dsm", config.lr) if name == "score" else ("classifier", config.classifier_lr)
+        return cls(config.sde, config.beta_min, config.beta_max, network, loss, lr, mldg)
+
+
 def make_modules(config: Any, dim: int, num_labels: int, num_sensitive: int) -> tuple:
     """Flax modules (score net, label classifier, sensitive classifier) of a config or spec."""
 
     def classifier(c):
         return nets.TimeConditionedMLP(c, config.classifier_width, config.classifier_blocks)
 
-    score = nets.TimeConditionedMLP(dim, config.width, config.num_blocks, config.time_dim)
+    score = nets.score_net(
+        dim, width=config.width, num_blocks=config.num_blocks, time_dim=config.time_dim
+    )
     return score, classifier(num_labels), classifier(num_sensitive)
 
 
@@ -179,11 +206,11 @@ def make_networks(config: Any, dim: int, num_labels: int, num_sensitive: int) ->
 
 @functools.lru_cache(maxsize=32)
 def _make_networks(spec: NetSpec, dim: int, num_labels: int, num_sensitive: int) -> Networks:
-    make_sde = sde.make_vp_sde if spec.sde == "vp" else sde.make_subvp_sde
     score, label, sensitive = make_modules(spec, dim, num_labels, num_sensitive)
+    forward = sde.make_sde(spec.sde, beta_min=spec.beta_min, beta_max=spec.beta_max)
     return Networks(
-        sde=make_sde(beta_min=spec.beta_min, beta_max=spec.beta_max),
-        eps_fn=nets.make_apply(score),
+        sde=forward,
+        score_fn=nets.make_score_fn(score, forward),
         label_logits_fn=nets.make_apply(label),
         sensitive_logits_fn=nets.make_apply(sensitive),
     )
@@ -436,7 +463,7 @@ def fit(
         ("sensitive", z.astype(np.int32), config.classifier_steps),
     ]
     for i, (name, targets, steps) in enumerate(jobs):
-        step, optimizer = _step_fn(config, dim, num_z, name, use_meta)
+        step, optimizer = _step_fn(TrainSpec.of(config, modules[i], name, use_meta))
         init = nets.init_params(modules[i], init_keys[2 * i], *example)
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
         state, losses = training.run(
@@ -520,22 +547,18 @@ def _batch_fn(batch_size: int, use_meta: bool, with_targets: bool):
 
 
 @functools.lru_cache(maxsize=32)
-def _step_fn(config: FADMConfig, dim: int, num_sensitive: int, name: str, use_meta: bool):
-    """(step, optimizer) training network `name` ("score", "label" or "sensitive")."""
-    nw = make_networks(config, dim, 2, num_sensitive)
-    if name == "score":
-        loss_fn, lr = sde.make_dsm_loss(nw.sde, nw.score_fn), config.lr
+def _step_fn(spec: TrainSpec):
+    """(step, optimizer) training the network of `spec`, built once per spec."""
+    forward = sde.make_sde(spec.sde, beta_min=spec.beta_min, beta_max=spec.beta_max)
+    if spec.loss == "dsm":
+        loss_fn = sde.make_dsm_loss(forward, nets.make_score_fn(spec.network, forward))
     else:
-        logits = nw.label_logits_fn if name == "label" else nw.sensitive_logits_fn
-        loss_fn, lr = sde.make_noisy_classifier_loss(nw.sde, logits), config.classifier_lr
-    optimizer = optax.adam(lr)
-    if not use_meta:
+        loss_fn = sde.make_noisy_classifier_loss(forward, nets.make_apply(spec.network))
+    optimizer = optax.adam(spec.lr)
+    if spec.mldg is None:
         return training.make_train_step(loss_fn, optimizer), optimizer
+    inner_lr, beta, first_order = spec.mldg
     meta_step = meta.make_meta_step(
-        loss_fn,
-        optimizer,
-        inner_lr=config.inner_lr,
-        beta=config.meta_beta,
-        first_order=config.first_order,
+        loss_fn, optimizer, inner_lr=inner_lr, beta=beta, first_order=first_order
     )
     return training.make_meta_train_step(meta_step), optimizer

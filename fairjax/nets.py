@@ -9,6 +9,7 @@ these classes: pipelines turn them into plain functions `fn(params, x, t)` with
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -51,9 +52,9 @@ class ResidualBlock(nn.Module):
 class TimeConditionedMLP(nn.Module):
     """Residual MLP f(x, t) -> [out_dim], conditioned on t through a Fourier embedding.
 
-    Used both as the score network (out_dim = data dim; it predicts the noise eps, see
-    `make_score_fn`) and as the time-conditioned label / sensitive classifiers
-    (out_dim = number of classes; outputs are logits).
+    Used both as the score network (`score_net`: out_dim = data dim; it predicts the
+    noise eps, see `make_score_fn`) and as the time-conditioned label / sensitive
+    classifiers (out_dim = number of classes; outputs are logits).
 
     Attributes:
       out_dim: size of the output.
@@ -75,6 +76,33 @@ class TimeConditionedMLP(nn.Module):
         for _ in range(self.num_blocks):
             h = ResidualBlock(self.width)(h, temb)
         return nn.Dense(self.out_dim)(nn.silu(nn.LayerNorm()(h)))
+
+
+def score_net(dim: int, *, width: int, num_blocks: int, time_dim: int) -> TimeConditionedMLP:
+    """The score network of FADM and DDPM: eps(x[dim], t[]) -> [dim], the predicted noise
+    of a noised row (turn it into a score with `make_score_fn`).
+
+    Args:
+      dim: size of an encoded row.
+      width, num_blocks, time_dim: see `TimeConditionedMLP`.
+    """
+    return TimeConditionedMLP(dim, width, num_blocks, time_dim)
+
+
+def make_score_fn(module: nn.Module, sde: Any) -> Callable:
+    """`score_fn(params, x[d], t[]) -> [d]` of a noise-predicting `module` (`score_net`):
+    s(x, t) = -eps(x, t) / std(t), std from `sde.marginal` (a `fairjax.sde.SDE`).
+
+    References:
+      Song et al., arXiv:2011.13456 (score_sde's VP models parameterise the score so).
+    """
+    eps_fn = make_apply(module)
+
+    def score_fn(params, x, t):
+        _, std = sde.marginal(x, t)
+        return -eps_fn(params, x, t) / std
+
+    return score_fn
 
 
 class MLP(nn.Module):

@@ -28,12 +28,16 @@ from jax.typing import ArrayLike
 from fairjax.errors import FairjaxError
 
 __all__ = [
+    "KINDS",
     "SDE",
     "make_dsm_loss",
     "make_noisy_classifier_loss",
+    "make_sde",
     "make_subvp_sde",
     "make_vp_sde",
 ]
+
+KINDS = ("vp", "subvp")  # the names `make_sde` takes
 
 
 class SDE(NamedTuple):
@@ -151,6 +155,18 @@ def make_subvp_sde(*, beta_min: float = 0.1, beta_max: float = 20.0) -> SDE:
 
     prior_sample, prior_logp = _standard_normal_prior()
     return SDE(drift, diffusion, marginal, prior_sample, prior_logp, 1.0)
+
+
+def make_sde(kind: str, *, beta_min: float = 0.1, beta_max: float = 20.0) -> SDE:
+    """The forward SDE named `kind`: "vp" (`make_vp_sde`) or "subvp" (`make_subvp_sde`).
+
+    Raises:
+        FairjaxError: `kind` is not one of `KINDS`, or the betas are invalid.
+    """
+    if kind not in KINDS:
+        raise FairjaxError(f"sde must be one of {KINDS}; got {kind!r}")
+    factory = make_vp_sde if kind == "vp" else make_subvp_sde
+    return factory(beta_min=beta_min, beta_max=beta_max)
 
 
 def _check_eps(eps: float, sde: SDE) -> None:

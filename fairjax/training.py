@@ -7,7 +7,7 @@ compiled code by a pure `batch_fn(data, key) -> batch`, e.g. random rows of `dat
 
 from __future__ import annotations
 
-import functools
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -78,9 +78,11 @@ def run(
     """Run `num_steps` steps of `step_fn` on batches drawn by `batch_fn` from `data`.
 
     Step i uses `jax.random.fold_in(key, i)`, so a run is reproducible and independent of
-    `chunk_size`. The compiled chunk is cached per (`step_fn`, `batch_fn`, `chunk_size`):
-    pass functions built once (module-level or from a cached factory) and the data as an
-    argument, and later runs on data of the same shapes reuse the compiled code.
+    `chunk_size`. The compiled chunk is kept per (`step_fn`, `batch_fn`, `chunk_size`) for
+    as long as `step_fn` lives: pass functions built once per static setting (a factory
+    cached on the sizes and hyperparameters it uses) and the data as an argument, and
+    later runs on data of the same shapes reuse the compiled code; a step function
+    nothing else holds takes its compiled code with it.
 
     Args:
       key: PRNG key of the run.
@@ -141,18 +143,37 @@ def _check_finite(losses: np.ndarray, desc: str, start: int, num_steps: int) -> 
         )
 
 
-@functools.lru_cache(maxsize=64)
+# step_fn -> {(batch_fn, chunk_size, devices): jitted chunk}. Weak keys: an entry lives
+# as long as its step function, and the chunk holds the step only weakly, so a fresh
+# closure passed once does not keep its executables alive.
+_CHUNKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _compiled_chunk(step_fn: StepFn, batch_fn: Callable, chunk_size: int, devices: tuple):
-    """Jitted `chunk(state, data, key, start, mask) -> (state, losses[chunk_size])`.
+    """Jitted `chunk(state, data, key, start, mask) -> (state, losses[chunk_size])`, one
+    per (`step_fn`, `batch_fn`, `chunk_size`, `devices`) while `step_fn` lives.
 
     With several devices, every batch leaf's leading (row) axis is sharded over them and
     XLA partitions the step (data parallelism; gradients are all-reduced by the compiler);
     the result equals single-device training up to float reassociation.
     """
+    try:
+        per_step = _CHUNKS.setdefault(step_fn, {})
+    except TypeError:  # not weak-referenceable (e.g. a builtin): compile for this run only
+        return _make_chunk(lambda: step_fn, batch_fn, chunk_size, devices)
+    key = (batch_fn, chunk_size, devices)
+    if key not in per_step:
+        per_step[key] = _make_chunk(weakref.ref(step_fn), batch_fn, chunk_size, devices)
+    return per_step[key]
+
+
+def _make_chunk(step_ref: Callable[[], StepFn], batch_fn: Callable, chunk_size: int, devices):
     shard = _row_sharding(devices)
 
     @jax.jit
     def chunk(state, data, key, start, mask):
+        step_fn = step_ref()  # alive: traced only inside `run`, which holds it
+
         def body(state, inputs):
             i, active = inputs
             batch_key, step_key = jax.random.split(jax.random.fold_in(key, i))

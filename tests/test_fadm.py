@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairjax import classifiers, fadm
+from fairjax import classifiers, fadm, meta, sampling, training
 from fairjax.data import TabularDataset, fit_encoder, infer_schema
 from fairjax.errors import FairjaxError
 
@@ -102,22 +102,60 @@ def test_label_guidance_generates_rows_of_the_requested_class(model, data):
     assert unguided < guided - 0.2
 
 
-def test_same_key_same_rows_and_sampler_traces_once(model):
+def test_same_key_same_rows_and_sampler_traces_once(model, monkeypatch):
+    traces = []
+    solve = sampling.sample_from_prior
+
+    def counted(*args, **kwargs):  # runs only while jax traces the sampler
+        traces.append(1)
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_from_prior", counted)
     fadm._compiled_sampler.cache_clear()
     a = model.sample(jax.random.key(4), 50, sampler="ode", steps=20)
-    b = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, lambda_z=0.5)
+    b = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, lambda_y=3.0, lambda_z=0.5)
     c = model.sample(jax.random.key(4), 50, sampler="ode", steps=20)
     d = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, guide_t_max=0.5)
     pd.testing.assert_frame_equal(a, c)
     assert not a.equals(b) and not a.equals(d)
+    assert len(traces) == 1  # one trace for all four calls (scales, t_max traced)
     info = fadm._compiled_sampler.cache_info()
     assert (info.misses, info.hits) == (1, 3)
     spec = fadm.NetSpec.of(model.config)
     run = fadm._compiled_sampler(spec, model.encoder.dim, 2, 2, "ode", 20, "entropy")
-    assert run._cache_size() == 1  # one trace for all four calls (scales, t_max traced)
+    assert run._cache_size() == 1
     # Another guide is another program; sampling options of the config are not in the key.
     e = model.sample(jax.random.key(4), 50, sampler="ode", steps=20, guide="uniform")
     assert not a.equals(e) and fadm._compiled_sampler.cache_info().misses == 2
+    assert len(traces) == 2
+
+
+def test_configs_differing_in_sampling_share_the_training_steps(model, data, monkeypatch):
+    # The fixture fitted TINY. A config that differs in sampling fields and step counts
+    # reuses its compiled training chunks; another classifier rate retraces the classifier
+    # step only (one for both: binary label and binary sensitive make the same network).
+    # Traces are counted where the meta-learning batch is drawn.
+    traces = []
+    split = meta.split_domains
+
+    def counted(*args):
+        traces.append(1)
+        return split(*args)
+
+    monkeypatch.setattr(meta, "split_domains", counted)
+    sampling_only = dataclasses.replace(
+        TINY,
+        **dict(sampler="ode", sample_steps=7, lambda_y=3.0, lambda_z=0.0, guide="uniform"),
+        **dict(guide_t_max=0.5, sensitive_output="omit", score_steps=100, classifier_steps=100),
+    )
+    chunks = len(training._CHUNKS)
+    fadm.fit(jax.random.key(3), data, config=sampling_only, progress=False)
+    assert traces == [] and len(training._CHUNKS) == chunks
+    spec = lambda cfg, name: fadm.TrainSpec.of(cfg, fadm.make_modules(cfg, 5, 2, 2)[0], name, True)
+    assert fadm._step_fn(spec(TINY, "score")) is fadm._step_fn(spec(sampling_only, "score"))
+    other_rate = dataclasses.replace(sampling_only, classifier_lr=2e-3)
+    fadm.fit(jax.random.key(3), data, config=other_rate, progress=False)
+    assert len(traces) == 1
 
 
 def test_labels_default_to_the_training_share(model, data):
@@ -200,6 +238,7 @@ def test_multi_device_sampling_equals_single_device(model, tmp_path):
     pd.testing.assert_frame_equal(single, multi, check_dtype=False, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_multi_device_training_equals_single_device(data, tmp_path):
     """Batches sharded over 8 forced host devices train the same parameters as 1 device."""
     config = dataclasses.replace(TINY, score_steps=30, classifier_steps=30, batch_size=64)
@@ -226,6 +265,7 @@ def test_multi_device_training_equals_single_device(data, tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_sensitive_guides_remove_sensitive_information(model, data):
     """On the toy data z is read off x2; guiding on p_t(z | x) must lower what a probe
     trained on real rows reads from the generated rows, monotonically in the scale

@@ -1,4 +1,5 @@
-"""Networks: written for one example, the same on a batch; causal attention; save/load bytes.
+"""Networks: written for one example, the same on a batch; the score of the noise-predicting
+score net; causal attention; save/load bytes.
 
 Small and fast on purpose: part of the floor-version CI subset, where it is the check that
 the oldest supported Flax still builds, applies and serialises these modules.
@@ -9,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fairjax import nets
+from fairjax import nets, sde
 
 
 def test_time_conditioned_mlp_on_one_example_equals_the_batch():
@@ -22,6 +23,18 @@ def test_time_conditioned_mlp_on_one_example_equals_the_batch():
     single = jax.vmap(lambda xi, ti: apply(params, xi, ti))(x, t)
     assert batch.shape == (4, 3)
     np.testing.assert_allclose(batch, single, rtol=1e-5, atol=1e-6)
+
+
+def test_score_fn_of_the_score_net_is_minus_eps_over_the_vp_std():
+    net = nets.score_net(5, width=16, num_blocks=1, time_dim=8)
+    assert net == nets.TimeConditionedMLP(5, 16, 1, 8)  # the parameter tree FADM/DDPM save
+    params = nets.init_params(net, jax.random.key(0), jnp.zeros(5), jnp.zeros(()))
+    x, t = jax.random.normal(jax.random.key(1), (5,)), 0.3
+    eps = np.asarray(nets.make_apply(net)(params, x, t), np.float64)
+    # VP kernel std (arXiv:2011.13456 eq. 29): sqrt(1 - exp(-int_0^t beta)), in float64.
+    std = np.sqrt(1.0 - np.exp(-(0.5 * t**2 * (20.0 - 0.1) + t * 0.1)))
+    score_fn = nets.make_score_fn(net, sde.make_vp_sde(beta_min=0.1, beta_max=20.0))
+    np.testing.assert_allclose(score_fn(params, x, t), -eps / std, rtol=1e-5)
 
 
 def test_row_transformer_is_causal_and_round_trips_through_msgpack():

@@ -1,4 +1,7 @@
-"""fairjax.training.run: early stopping on an evaluation function."""
+"""fairjax.training.run: early stopping on an evaluation function; compiled chunks reused
+per step function and released with it."""
+
+import gc
 
 import jax
 import jax.numpy as jnp
@@ -55,3 +58,32 @@ def test_run_without_patience_runs_every_step_and_returns_the_best():
         eval_fn=lambda s: abs(float(s.params) - 21.0),
     )
     assert len(losses) == 55 and float(best.params) == 20.0
+
+
+def _run(step_fn, num_steps=20):
+    state = training.TrainState(jnp.zeros((), jnp.int32), jnp.zeros(()), ())
+    args = (jax.random.key(0), state, step_fn, _batch, jnp.zeros(()))
+    return training.run(*args, num_steps=num_steps, chunk_size=10, progress=False)
+
+
+def test_compiled_chunk_is_reused_per_step_function_and_released_with_it():
+    traces = []
+
+    def make_step():
+        def step(state, batch, key):
+            traces.append(1)  # runs only while jax traces the chunk
+            return _step(state, batch, key)
+
+        return step
+
+    step = make_step()
+    for num_steps in (20, 35):  # another run of the same step: no new trace
+        best, losses = _run(step, num_steps)
+        assert float(best.params) == num_steps and len(losses) == num_steps
+    assert len(traces) == 1
+    held = len(training._CHUNKS)
+    _run(make_step())  # an equal but new closure is another program
+    assert len(traces) == 2
+    gc.collect()
+    # ... whose compiled chunk went with it, while the held step keeps its own
+    assert len(training._CHUNKS) == held and step in training._CHUNKS

@@ -3,9 +3,9 @@
     model = ddpm.fit(jax.random.key(0), datasets.load_adult(), config=ddpm.PRESETS["quick"])
     frame = model.sample(jax.random.key(1), 1000)
 
-The same VP SDE, score network (`nets.TimeConditionedMLP` predicting the noise,
-s = -eps / std) and reverse-time samplers as `fairjax.fadm`, built by `fadm.make_networks`
-itself so the two cannot drift apart, but trained by plain denoising score matching
+The same VP SDE (`sde.make_sde`), score network (`nets.score_net`, predicting the noise;
+s = -eps / std by `nets.make_score_fn`) and reverse-time samplers as `fairjax.fadm`, from
+the same builders so the two cannot drift apart, but trained by plain denoising score matching
 (`sde.make_dsm_loss`) on the joint row [features, label, sensitive] and sampled without
 classifier guidance. The label and the sensitive columns are generated like any other
 column (argmax of their block), so the comparison with FADM isolates guidance and
@@ -20,21 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 import pandas as pd
 
-from fairjax import fadm, nets, persist, sampling, sde, training
+from fairjax import nets, persist, sampling, sde, training
 from fairjax.baselines import common
 from fairjax.data import Schema, TabularDataset, TabularEncoder
 from fairjax.errors import FairjaxError
 
 METHOD = "ddpm"
-SAMPLERS = fadm.SAMPLERS
+SAMPLERS = tuple(sampling.SAMPLERS)
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -89,25 +90,29 @@ class DDPMConfig:
             raise FairjaxError(
                 f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}"
             )
-        self.fadm_config()  # validates sde and sampler
+        for name, allowed in (("sde", sde.KINDS), ("sampler", SAMPLERS)):
+            if getattr(self, name) not in allowed:
+                raise FairjaxError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        for name in ("width", "num_blocks", "batch_size", "steps"):
+            if int(getattr(self, name)) < 1:
+                raise FairjaxError(f"{name} must be a positive integer; got {getattr(self, name)}")
 
-    def fadm_config(self) -> fadm.FADMConfig:
-        """The `fadm.FADMConfig` with this score net, SDE and sampler (meta-learning off)."""
-        return fadm.FADMConfig(
-            sde=self.sde,
-            beta_min=self.beta_min,
-            beta_max=self.beta_max,
-            width=self.width,
-            num_blocks=self.num_blocks,
-            time_dim=self.time_dim,
-            batch_size=self.batch_size,
-            score_steps=self.steps,
-            lr=self.lr,
-            meta="off",
-            scaling=self.scaling,
-            sampler=self.sampler,
-            sample_steps=self.sample_steps,
-        )
+
+class NetSpec(NamedTuple):
+    """The fields of a config that fix the SDE and the score net: the compiled sampler and
+    (with the optimizer's settings) the training step are cached on this."""
+
+    sde: str
+    beta_min: float
+    beta_max: float
+    width: int
+    num_blocks: int
+    time_dim: int
+
+    @classmethod
+    def of(cls, config: DDPMConfig) -> NetSpec:
+        """The spec of a `DDPMConfig`."""
+        return cls(*(getattr(config, f) for f in cls._fields))
 
 
 PRESETS = {
@@ -182,7 +187,7 @@ class DDPMModel:
             raise FairjaxError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
         if isinstance(steps, bool) or int(steps) != steps or int(steps) < 1:
             raise FairjaxError(f"steps must be a positive integer; got {steps!r}")
-        run = _compiled_sampler(self.config, self.encoder.dim, sampler, int(steps))
+        run = _compiled_sampler(NetSpec.of(self.config), self.encoder.dim, sampler, int(steps))
 
         return common.sample_generated(
             run,
@@ -210,42 +215,49 @@ def load(path: str | Path) -> DDPMModel:
     """Read and verify a model written by `DDPMModel.save` (parameter shapes included)."""
     model = persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
     dim = model.encoder.dim
-    module = fadm.make_modules(model.config.fadm_config(), dim, 2, 2)[0]
+    module = make_module(model.config, dim)
     persist.check_param_shapes(path, model.params, {"score": nets.param_shapes(module, dim, ())})
     return model
 
 
-def make_networks(config: DDPMConfig, dim: int) -> fadm.Networks:
-    """FADM's networks for `config` (only `sde`, `eps_fn` and `score_fn` are used)."""
-    return fadm.make_networks(config.fadm_config(), dim, 2, 2)
+def make_module(config: DDPMConfig | NetSpec, dim: int) -> nets.TimeConditionedMLP:
+    """The score net of `config` for rows of `dim` encoded slots (FADM's `nets.score_net`)."""
+    return nets.score_net(
+        dim, width=config.width, num_blocks=config.num_blocks, time_dim=config.time_dim
+    )
+
+
+def make_score(config: DDPMConfig | NetSpec, dim: int) -> tuple[sde.SDE, Callable]:
+    """(forward SDE, `score_fn(params, x[dim], t[]) -> [dim]`) of `config`."""
+    forward = sde.make_sde(config.sde, beta_min=config.beta_min, beta_max=config.beta_max)
+    return forward, nets.make_score_fn(make_module(config, dim), forward)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sampler(config: DDPMConfig, dim: int, sampler: str, steps: int):
+def _compiled_sampler(spec: NetSpec, dim: int, sampler: str, steps: int):
     """Jitted `run(params, keys[c]) -> x_0[c, dim]`; row i's prior draw and noise come from
     keys[i] only (as in `fadm`), rows sharded over devices (`sampling.shard_rows`)."""
-    nw = make_networks(config, dim)
+    forward, score_fn = make_score(spec, dim)
 
     @jax.jit
     def run(params, keys):
-        score = lambda x, t, cond: nw.score_fn(params, x, t)
+        score = lambda x, t, cond: score_fn(params, x, t)
         return sampling.sample_from_prior(
-            nw.sde, score, keys, dim=dim, sampler=sampler, num_steps=steps
+            forward, score, keys, dim=dim, sampler=sampler, num_steps=steps
         )
 
     return run
 
 
 @functools.lru_cache(maxsize=32)
-def _train_step(config: DDPMConfig, dim: int):
-    """(step, optimizer) of denoising score matching, as FADM's score net is trained;
-    built once per setting so `training.run` reuses compiled code."""
-    nw = make_networks(config, dim)
-    lr = config.lr
-    if config.lr_schedule == "cosine":
-        lr = optax.cosine_decay_schedule(config.lr, config.steps)
-    optimizer = optax.adam(lr)
-    return training.make_train_step(sde.make_dsm_loss(nw.sde, nw.score_fn), optimizer), optimizer
+def _train_step(spec: NetSpec, dim: int, lr: float, decay_steps: int | None):
+    """(step, optimizer) of denoising score matching, as FADM's score net is trained, with
+    Adam at rate `lr` (cosine-decayed to 0 over `decay_steps` unless None); built once per
+    setting so `training.run` reuses compiled code."""
+    forward, score_fn = make_score(spec, dim)
+    schedule = lr if decay_steps is None else optax.cosine_decay_schedule(lr, decay_steps)
+    optimizer = optax.adam(schedule)
+    return training.make_train_step(sde.make_dsm_loss(forward, score_fn), optimizer), optimizer
 
 
 def fit(
@@ -271,10 +283,11 @@ def fit(
     """
     encoder = common.fit_joint_encoder(dataset, scaling=config.scaling)
     dim = encoder.dim
-    module = fadm.make_modules(config.fadm_config(), dim, 2, 2)[0]
+    module = make_module(config, dim)
     init_key, train_key = jax.random.split(key)
     params = nets.init_params(module, init_key, jnp.zeros(dim), jnp.zeros(()))
-    step, optimizer = _train_step(config, dim)
+    decay_steps = config.steps if config.lr_schedule == "cosine" else None
+    step, optimizer = _train_step(NetSpec.of(config), dim, config.lr, decay_steps)
     state, losses = training.run(
         train_key,
         training.init_train_state(params, optimizer),

@@ -132,25 +132,31 @@ class Networks(NamedTuple):
     s_block: tuple[int, int]
 
 
-def make_modules(config: FairGANConfig, dim: int, num_sensitive: int) -> tuple:
+def make_modules(config: FairGANConfig | gan.NetSpec, dim: int, num_sensitive: int) -> tuple:
     """(generator, D1, D2) Flax modules: [z, s] -> raw[dim], row[dim] -> [1],
     (x, y)[dim - k] -> [k]."""
     layers = common.hidden(config.width, config.depth)
     return nets.MLP(dim, layers), nets.MLP(1, layers), nets.MLP(num_sensitive, layers)
 
 
-@functools.lru_cache(maxsize=32)
-def make_networks(config: FairGANConfig, layout: Layout, s_block: tuple[int, int]) -> Networks:
+def make_networks(
+    config: FairGANConfig | gan.NetSpec, layout: Layout, s_block: tuple[int, int]
+) -> Networks:
     """The players of `config` for rows of `layout` whose s one-hot is `s_block`."""
+    return _make_networks(gan.NetSpec.of(config), layout, s_block)
+
+
+@functools.lru_cache(maxsize=32)
+def _make_networks(spec: gan.NetSpec, layout: Layout, s_block: tuple[int, int]) -> Networks:
     start, stop = s_block
-    generator, d1, d2 = make_modules(config, layout.dim, stop - start)
+    generator, d1, d2 = make_modules(spec, layout.dim, stop - start)
     g_apply, d1_apply, d2_apply = map(nets.make_apply, (generator, d1, d2))
-    head = common.make_row_head(layout, temperature=config.temperature)
+    head = common.make_row_head(layout, temperature=spec.temperature)
     keep = np.r_[0:start, stop : layout.dim]  # the (x, y) slots
 
     def generate_fn(g_params, key, s):
         z_key, head_key = jax.random.split(key)
-        z = jax.random.normal(z_key, (config.latent_dim,))
+        z = jax.random.normal(z_key, (spec.latent_dim,))
         row = head(head_key, g_apply(g_params, jnp.concatenate([z, s])))
         return row.at[start:stop].set(s)
 
@@ -298,7 +304,10 @@ class FairGANModel:
         """
         layout = Layout.of(self.encoder)
         run = _compiled_sampler(
-            self.config, layout, _s_block(self.encoder, self.schema), self.sensitive_probs
+            gan.NetSpec.of(self.config),
+            layout,
+            _s_block(self.encoder, self.schema),
+            self.sensitive_probs,
         )
 
         return common.sample_generated(
@@ -353,10 +362,10 @@ def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=32)
 def _compiled_sampler(
-    config: FairGANConfig, layout: Layout, s_block: tuple[int, int], probs: tuple[float, ...]
+    spec: gan.NetSpec, layout: Layout, s_block: tuple[int, int], probs: tuple[float, ...]
 ):
     """Jitted `run(g_params, keys[c]) -> rows[c, dim]`; row i uses keys[i] only."""
-    nw = make_networks(config, layout, s_block)
+    nw = _make_networks(spec, layout, s_block)
     log_p = jnp.log(jnp.asarray(probs, jnp.float32))
 
     def row(g_params, key):
@@ -368,14 +377,21 @@ def _compiled_sampler(
 
 
 @functools.lru_cache(maxsize=32)
-def _train_step(config: FairGANConfig, layout: Layout, s_block: tuple[int, int]):
+def _train_step(
+    spec: gan.NetSpec,
+    layout: Layout,
+    s_block: tuple[int, int],
+    lr: float,
+    gp_weight: float,
+    fairness_weight: float,
+):
     """(step, optimizer), built once per setting so `training.run` reuses compiled code."""
-    optimizer = gan.make_optimizer(config.lr)
+    optimizer = gan.make_optimizer(lr)
     step = make_fairgan_step(
-        make_networks(config, layout, s_block),
+        _make_networks(spec, layout, s_block),
         optimizer,
-        gp_weight=config.gp_weight,
-        fairness_weight=config.fairness_weight,
+        gp_weight=gp_weight,
+        fairness_weight=fairness_weight,
     )
     return step, optimizer
 
@@ -412,7 +428,14 @@ def fit(
     g_params = nets.init_params(generator, g_key, jnp.zeros(config.latent_dim + k))
     d1_params = nets.init_params(d1, d1_key, jnp.zeros(layout.dim))
     d2_params = nets.init_params(d2, d2_key, jnp.zeros(layout.dim - k))
-    step, optimizer = _train_step(config, layout, s_block)
+    step, optimizer = _train_step(
+        gan.NetSpec.of(config),
+        layout,
+        s_block,
+        config.lr,
+        config.gp_weight,
+        config.fairness_weight,
+    )
     state = FairGANState(
         jnp.zeros((), jnp.int32),
         g_params,

@@ -217,22 +217,41 @@ def make_wgan_gp_step(
     return step
 
 
-def make_modules(config: GANConfig, dim: int) -> tuple:
+class NetSpec(NamedTuple):
+    """The fields of a config that fix the players' networks and the generator's head (also
+    FairGAN's): networks, the compiled sampler and the training step are cached on this."""
+
+    latent_dim: int
+    width: int
+    depth: int
+    temperature: float
+
+    @classmethod
+    def of(cls, config: Any) -> NetSpec:
+        """The spec of a `GANConfig` (or any config with these fields)."""
+        return cls(*(getattr(config, f) for f in cls._fields))
+
+
+def make_modules(config: GANConfig | NetSpec, dim: int) -> tuple:
     """(generator, critic) Flax modules: z[latent_dim] -> raw[dim], x[dim] -> [1]."""
     layers = common.hidden(config.width, config.depth)
     return nets.MLP(dim, layers), nets.MLP(1, layers)
 
 
-@functools.lru_cache(maxsize=32)
-def make_networks(config: GANConfig, layout: Layout) -> tuple[Callable, Callable]:
+def make_networks(config: GANConfig | NetSpec, layout: Layout) -> tuple[Callable, Callable]:
     """(generate_fn(g_params, key) -> row[dim], critic_fn(d_params, x[dim]) -> [])."""
-    generator, critic = make_modules(config, layout.dim)
+    return _make_networks(NetSpec.of(config), layout)
+
+
+@functools.lru_cache(maxsize=32)
+def _make_networks(spec: NetSpec, layout: Layout) -> tuple[Callable, Callable]:
+    generator, critic = make_modules(spec, layout.dim)
     g_apply, d_apply = nets.make_apply(generator), nets.make_apply(critic)
-    head = common.make_row_head(layout, temperature=config.temperature)
+    head = common.make_row_head(layout, temperature=spec.temperature)
 
     def generate_fn(g_params, key):
         z_key, head_key = jax.random.split(key)
-        return head(head_key, g_apply(g_params, jax.random.normal(z_key, (config.latent_dim,))))
+        return head(head_key, g_apply(g_params, jax.random.normal(z_key, (spec.latent_dim,))))
 
     def critic_fn(d_params, x):
         return d_apply(d_params, x)[0]
@@ -288,7 +307,7 @@ class GANModel:
           DataFrame [n rows]: the feature, sensitive and label columns with the training
           data's dtypes.
         """
-        run = _compiled_sampler(self.config, Layout.of(self.encoder))
+        run = _compiled_sampler(NetSpec.of(self.config), Layout.of(self.encoder))
 
         return common.sample_generated(
             run,
@@ -326,18 +345,18 @@ def load(path: str | Path) -> GANModel:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sampler(config: GANConfig, layout: Layout):
+def _compiled_sampler(spec: NetSpec, layout: Layout):
     """Jitted `run(g_params, keys[c]) -> rows[c, dim]`; row i uses keys[i] only."""
-    generate_fn, _ = make_networks(config, layout)
+    generate_fn, _ = _make_networks(spec, layout)
     return jax.jit(jax.vmap(generate_fn, in_axes=(None, 0)))
 
 
 @functools.lru_cache(maxsize=32)
-def _train_step(config: GANConfig, layout: Layout):
+def _train_step(spec: NetSpec, layout: Layout, lr: float, gp_weight: float):
     """(step, optimizer), built once per setting so `training.run` reuses compiled code."""
-    generate_fn, critic_fn = make_networks(config, layout)
-    optimizer = make_optimizer(config.lr)
-    step = make_wgan_gp_step(generate_fn, critic_fn, optimizer, gp_weight=config.gp_weight)
+    generate_fn, critic_fn = _make_networks(spec, layout)
+    optimizer = make_optimizer(lr)
+    step = make_wgan_gp_step(generate_fn, critic_fn, optimizer, gp_weight=gp_weight)
     return step, optimizer
 
 
@@ -365,7 +384,7 @@ def fit(
     g_key, d_key, train_key = jax.random.split(key, 3)
     g_params = nets.init_params(generator, g_key, jnp.zeros(config.latent_dim))
     d_params = nets.init_params(critic, d_key, jnp.zeros(layout.dim))
-    step, optimizer = _train_step(config, layout)
+    step, optimizer = _train_step(NetSpec.of(config), layout, config.lr, config.gp_weight)
     state = GANState(
         jnp.zeros((), jnp.int32),
         g_params,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -90,7 +90,21 @@ PRESETS = {
 }
 
 
-def make_modules(config: VAEConfig, dim: int) -> tuple:
+class NetSpec(NamedTuple):
+    """The fields of a config that fix the two networks: the compiled sampler and the
+    training step are cached on this (with the few options each also uses)."""
+
+    latent_dim: int
+    width: int
+    depth: int
+
+    @classmethod
+    def of(cls, config: VAEConfig) -> NetSpec:
+        """The spec of a `VAEConfig`."""
+        return cls(*(getattr(config, f) for f in cls._fields))
+
+
+def make_modules(config: VAEConfig | NetSpec, dim: int) -> tuple:
     """(encoder, decoder) Flax modules: x[dim] -> [2 latent_dim], z[latent_dim] -> [dim]."""
     layers = common.hidden(config.width, config.depth)
     return nets.MLP(2 * config.latent_dim, layers), nets.MLP(dim, layers)
@@ -195,7 +209,8 @@ class VAEModel:
           DataFrame [n rows]: the feature, sensitive and label columns with the training
           data's dtypes.
         """
-        run = _compiled_sampler(self.config, Layout.of(self.encoder))
+        cfg = self.config
+        run = _compiled_sampler(NetSpec.of(cfg), Layout.of(self.encoder), cfg.decoder_noise)
 
         return common.sample_generated(
             run,
@@ -210,19 +225,6 @@ class VAEModel:
             chunk_size=chunk_size,
             progress=progress,
         )
-
-    def reconstruct(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Decode the posterior mean of each row: x -> mu(x) -> decoder mean -> argmax.
-
-        Args:
-          frame: rows with (at least) the generated columns.
-
-        Returns:
-          DataFrame of the same rows and the generated columns (training dtypes).
-        """
-        x = jnp.asarray(self.encoder.encode(frame))
-        out = _compiled_reconstruct(self.config, Layout.of(self.encoder))(self.params, x)
-        return common.order_columns(self.encoder.decode(np.asarray(out)), self.schema)
 
     def save(
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
@@ -247,9 +249,9 @@ def load(path: str | Path) -> VAEModel:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_sampler(config: VAEConfig, layout: Layout):
+def _compiled_sampler(spec: NetSpec, layout: Layout, decoder_noise: bool):
     """Jitted `run(params, keys[c]) -> rows[c, dim]`; row i uses keys[i] only."""
-    _, decoder = make_modules(config, layout.dim)
+    _, decoder = make_modules(spec, layout.dim)
     decode_fn = nets.make_apply(decoder)
     idx = np.asarray(layout.numeric, np.int32)
 
@@ -257,8 +259,8 @@ def _compiled_sampler(config: VAEConfig, layout: Layout):
 
     def row(params, key):
         z_key, noise_key, gumbel_key = jax.random.split(key, 3)
-        out = decode_fn(params["decoder"], jax.random.normal(z_key, (config.latent_dim,)))
-        if config.decoder_noise:
+        out = decode_fn(params["decoder"], jax.random.normal(z_key, (spec.latent_dim,)))
+        if decoder_noise:
             sigma = jnp.exp(jnp.clip(params["log_sigma"], *LOG_SIGMA_RANGE))
             out = out.at[idx].add(sigma * jax.random.normal(noise_key, idx.shape))
             # Gumbel-max: the decoder's argmax of logits + Gumbel noise is a draw from
@@ -270,25 +272,13 @@ def _compiled_sampler(config: VAEConfig, layout: Layout):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_reconstruct(config: VAEConfig, layout: Layout):
-    encoder, decoder = make_modules(config, layout.dim)
-    encode_fn, decode_fn = nets.make_apply(encoder), nets.make_apply(decoder)
-
-    def row(params, x):
-        mu, _ = jnp.split(encode_fn(params["encoder"], x), 2)
-        return decode_fn(params["decoder"], mu)
-
-    return jax.jit(jax.vmap(row, in_axes=(None, 0)))
-
-
-@functools.lru_cache(maxsize=32)
-def _train_step(config: VAEConfig, layout: Layout):
+def _train_step(spec: NetSpec, layout: Layout, kl_weight: float, lr: float):
     """(step, optimizer), built once per setting so `training.run` reuses compiled code."""
-    enc_module, dec_module = make_modules(config, layout.dim)
+    enc_module, dec_module = make_modules(spec, layout.dim)
     loss_fn = make_loss(
-        nets.make_apply(enc_module), nets.make_apply(dec_module), layout, kl_weight=config.kl_weight
+        nets.make_apply(enc_module), nets.make_apply(dec_module), layout, kl_weight=kl_weight
     )
-    optimizer = optax.adam(config.lr)
+    optimizer = optax.adam(lr)
     return training.make_train_step(loss_fn, optimizer), optimizer
 
 
@@ -321,7 +311,7 @@ def fit(
         # sigma starts at 0.1, as in TVAE.
         "log_sigma": jnp.full(len(layout.numeric), np.log(0.1), jnp.float32),
     }
-    step, optimizer = _train_step(config, layout)
+    step, optimizer = _train_step(NetSpec.of(config), layout, config.kl_weight, config.lr)
     state, losses = training.run(
         train_key,
         training.init_train_state(params, optimizer),

@@ -4,8 +4,8 @@
                        x0="female", x1="male")
     model = fit_local(jax.random.key(0), frame, roles, config=PRESETS["quick"])
     rows = model.sample(jax.random.key(1), 1000, guidance=PathGuidance(direct=-1.0))
-    rows = model.sample(jax.random.key(2), 1000,
-                        prefix=balanced_prefix(jax.random.key(3), frame, roles, 1000))
+    prefix = balanced_rows(jax.random.key(3), frame, roles, per_cell=250)[["sex"]]
+    rows = model.sample(jax.random.key(2), 1000, prefix=prefix)
 
 Each row is the token sequence of its role columns in causal order (X, *Z, *W, Y)
 (`tokens.RowTokenizer`), modelled as p(row) = prod_j p(t_j | t_<j) by a decoder-only
@@ -37,7 +37,7 @@ for the same key); fractional weights have no exact gamma equivalent (a mixture 
 against a geometric interpolation of the conditionals).
 
 The paper prompts an LLM with example rows balanced over the (X, Y) cells; here
-`balanced_prefix` draws such rows and `sample(prefix=...)` forces their leading columns.
+`roles.balanced_rows` draws such rows and `sample(prefix=...)` forces their leading columns.
 
 References:
   Nagesh, Wang & Rahmani (2025), FairCauseSyn, arXiv 2506.19082 (causally fair synthetic
@@ -64,7 +64,7 @@ import pandas as pd
 
 from fairjax import nets, persist, training
 from fairjax.errors import FairjaxError
-from fairjax.faircausesyn.roles import CausalRoles, balanced_rows
+from fairjax.faircausesyn.roles import CausalRoles
 from fairjax.faircausesyn.tokens import BOS, RowTokenizer, fit_tokenizer, segment_mask
 
 METHOD = "faircausesyn-local"
@@ -297,26 +297,6 @@ class LocalRowModel:
             frame[column] = pd.Series(prefix[column].to_numpy()).astype(frame[column].dtype)
         return frame
 
-    def log_likelihood(self, frame: pd.DataFrame) -> np.ndarray:
-        """Per-row log-likelihood under the model: the sum of the token log-probabilities.
-
-        Args:
-          frame: rows with (at least) the columns `roles.order`.
-
-        Returns:
-          float32 [n]: log p(tokens of the row), in nats (numeric columns count their bin).
-        """
-        tokens = self.tokenizer.encode(frame)
-        fn = _compiled_log_likelihood(_net_spec(self.config, self.tokenizer))
-        valid = jnp.asarray(self.tokenizer.valid_mask)
-        size = min(4096, _padded(max(len(tokens), 1)))
-        out = [np.zeros(0, np.float32)]
-        for start in range(0, len(tokens), size):
-            chunk = tokens[start : start + size]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), 0)])
-            out.append(np.asarray(fn(self.params, padded, valid))[: len(chunk)])
-        return np.concatenate(out)
-
     def files(self) -> dict[str, bytes]:
         """The saved form: config.json, roles.json, tokenizer.json, model.json (method,
         format version, history) and params.msgpack (host arrays; never pickled)."""
@@ -459,34 +439,6 @@ def fit_local(
     return LocalRowModel(config, roles, tokenizer, params, history)
 
 
-def balanced_prefix(
-    key: jax.Array, frame: pd.DataFrame, roles: CausalRoles, n: int, *, k: int = 1
-) -> pd.DataFrame:
-    """Prefixes for `LocalRowModel.sample`: the first k causal-order columns of real rows
-    drawn equally from the four (X, Y) cells (`roles.balanced_rows`).
-
-    This reproduces the paper's in-context examples balanced by protected attribute and
-    outcome: with k = 1 it balances X; with k covering Z it also carries over the Z
-    distribution of an (X, Y)-balanced sample.
-
-    Args:
-      key: PRNG key.
-      frame: real rows.
-      roles: causal roles.
-      n: number of prefixes.
-      k: number of leading columns of `roles.order`, 1 <= k <= len(roles.order).
-
-    Returns:
-      DataFrame [n rows] with the columns `roles.order[:k]`.
-    """
-    n = _check_count("n", n)
-    order = roles.order
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(order):
-        raise FairjaxError(f"k must be an integer in [1, {len(order)}]; got {k!r}.")
-    rows = balanced_rows(key, frame, roles, per_cell=-(-n // 4))
-    return rows.iloc[:n][list(order[:k])].reset_index(drop=True)
-
-
 # ---------------------------------------------------------------------------- internals
 
 
@@ -610,23 +562,25 @@ def _compiled_log_likelihood(spec: tuple[int, ...]):
 
 
 @functools.lru_cache(maxsize=16)
-def _train_step(config: LocalConfig, sizes: tuple[int, ...]):
-    """(step, optimizer) for a tokenizer with column `sizes`, built once per setting so that
-    `training.run` reuses its compiled code."""
-    valid = segment_mask(sizes)
-    spec = (valid.shape[1], len(sizes), config.d_model, config.n_heads, config.n_layers)
-    spec = (*spec, config.mlp_ratio)
-    loss_fn = make_loss(nets.make_apply(_module(spec)), valid)
+def _train_step(
+    spec: tuple[int, ...],
+    sizes: tuple[int, ...],
+    lr: float,
+    warmup_steps: int,
+    decay_steps: int,
+    weight_decay: float,
+):
+    """(step, optimizer) for the Transformer `spec` (`_net_spec`) on a tokenizer with column
+    `sizes`: AdamW with weight decay `weight_decay`, clipped gradients, a linear warm-up
+    to `lr` over `warmup_steps` and a cosine decay to lr / 100 at `decay_steps`. Built once
+    per setting so that `training.run` reuses its compiled code."""
+    loss_fn = make_loss(nets.make_apply(_module(spec)), segment_mask(sizes))
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0,
-        config.lr,
-        warmup_steps=min(config.warmup_steps, config.steps // 2),
-        decay_steps=config.steps,
-        end_value=config.lr / 100,
+        0.0, lr, warmup_steps=warmup_steps, decay_steps=decay_steps, end_value=lr / 100
     )
     optimizer = optax.chain(
         optax.clip_by_global_norm(1.0),
-        optax.adamw(schedule, weight_decay=config.weight_decay),
+        optax.adamw(schedule, weight_decay=weight_decay),
     )
     return training.make_train_step(loss_fn, optimizer), optimizer
 
@@ -655,7 +609,14 @@ def _batch_fn(batch_size: int):
 
 
 def _train(key, params, tokens, config, tokenizer, progress, eval_fn) -> tuple[Any, np.ndarray]:
-    step, optimizer = _train_step(config, tokenizer.sizes)
+    step, optimizer = _train_step(
+        _net_spec(config, tokenizer),
+        tokenizer.sizes,
+        config.lr,
+        min(config.warmup_steps, config.steps // 2),
+        config.steps,
+        config.weight_decay,
+    )
     n_pad = max(1024, 1 << int(np.ceil(np.log2(len(tokens)))))
     padded = np.zeros((n_pad, tokens.shape[1]), np.int32)
     padded[: len(tokens)] = tokens

@@ -77,10 +77,6 @@ class RowTokenizer:
         """[n_cols, vocab_size] bool: which tokens column position j may take."""
         return segment_mask(self.sizes)
 
-    def is_categorical(self, column: str) -> bool:
-        """Whether `column` has one token per value (rather than quantile bins)."""
-        return self.categories[self._index(column)] is not None
-
     def token_of(self, column: str, value: Any) -> int:
         """Global token id of the categorical `value` of `column`."""
         j = self._index(column)

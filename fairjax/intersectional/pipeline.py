@@ -312,10 +312,6 @@ class IntersectionalModel:
                 perm[labels == c] = mine[np.asarray(jax.random.permutation(perm_key, len(mine)))]
         return frame[order].iloc[perm].reset_index(drop=True)
 
-    def project(self, x: Any) -> np.ndarray:
-        """Encoded rows mapped to the nearest valid rows: `encode(decode(x))`, [m, d]."""
-        return self.encoder.encode(self.encoder.decode(np.asarray(x)))
-
     def save(
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
     ) -> None:
