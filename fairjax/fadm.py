@@ -37,7 +37,7 @@ import optax
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fairjax import guidance, meta, nets, persist, sampling, sde, training
+from fairjax import guidance, meta, nets, parallel, persist, sampling, sde, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
@@ -384,8 +384,8 @@ def _compiled_sampler(
 ):  # fmt: skip
     """Jitted `run(params, keys[c], y[c], lambda_y, lambda_z, t_max) -> x_0[c, dim]`, built
     once per static setting (networks, solver, steps, guide), so `sample` calls that differ
-    only in scales or `guide_t_max` do not retrace. Rows are sharded over all devices
-    (`sampling.shard_rows`); row i's prior draw and noise come from keys[i] only."""
+    only in scales or `guide_t_max` do not retrace. Rows are split over all visible devices
+    (`parallel.shard_rows`, any count); row i's prior draw and noise come from keys[i] only."""
     nw = _make_networks(spec, dim, num_labels, num_sensitive)
 
     @jax.jit
@@ -400,7 +400,14 @@ def _compiled_sampler(
             sensitive_t_max=t_max,
         )
         return sampling.sample_from_prior(
-            nw.sde, score, keys, y, dim=dim, sampler=sampler, num_steps=steps
+            nw.sde,
+            score,
+            keys,
+            y,
+            dim=dim,
+            sampler=sampler,
+            num_steps=steps,
+            mesh=parallel.make_mesh(),
         )
 
     return run

@@ -5,8 +5,8 @@ Each factory closes over ``(sde, score_fn, num_steps, ...)`` and returns a pure
     sample(key, x_T[n, d], cond=None) -> x_0[n, d]
 
 written for one row, ``vmap``ped over rows, with the time loop in ``lax.scan``. Nothing is
-jitted inside (apply ``jax.jit`` at the call site), except :func:`shard_rows`, the multi-device
-edge.
+jitted inside (apply ``jax.jit`` at the call site), and nothing here knows of devices: the
+pipelines pass a mesh from :mod:`fairjax.parallel` to :func:`sample_from_prior` to shard rows.
 
 * ``score_fn(x[d], t[], cond) -> [d]`` is per example. Wrap a trained model as
   ``lambda x, t, cond: model_score(params, x, t)``; guided scores from :mod:`fairjax.guidance`
@@ -26,15 +26,15 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh
 
+from fairjax import parallel
 from fairjax.errors import FairjaxError
 from fairjax.sde import SDE
 
@@ -45,7 +45,6 @@ __all__ = [
     "make_pc_sampler",
     "row_keys",
     "sample_from_prior",
-    "shard_rows",
 ]
 
 ScoreFn = Callable[[Array, Array, Any], Array]  # (x[d], t[], cond) -> [d]
@@ -250,47 +249,6 @@ def make_ode_sampler(
     return _batched(row)
 
 
-def _pad_rows(tree: Any, n: int, n_pad: int) -> Any:
-    # Repeat the last row: padded rows then hold valid inputs (labels in range, finite x_T).
-    idx = np.minimum(np.arange(n_pad), n - 1)
-    return jax.tree.map(lambda a: a[idx], tree)
-
-
-def shard_rows(sample_fn: SampleFn, *, devices: Sequence[jax.Device] | None = None) -> SampleFn:
-    """Run a row-wise sampler with its rows sharded over devices; returns a jitted function.
-
-    The per-row keys are made for all ``n`` rows up front (:func:`row_keys`); rows are padded to
-    a multiple of the device count by repeating the last row, split over a 1-D mesh with
-    ``jax.shard_map``, sampled, and the padding is trimmed. Row ``i`` therefore gets the same
-    key and the same result as with ``jax.jit(sample_fn)`` on one device, up to float rounding.
-
-    Args:
-        sample_fn: a sampler from this module, ``(key, x_T[n, d], cond=None) -> x_0[n, d]``.
-        devices: devices to use (default ``jax.devices()``).
-
-    Returns:
-        ``sample(key, x_T[n, d], cond=None) -> x_0[n, d]``, jitted.
-    """
-    devices = list(jax.devices() if devices is None else devices)
-    if not devices:
-        raise FairjaxError("devices must name at least one device, got an empty sequence.")
-    mesh = Mesh(np.array(devices), ("rows",))
-    rows = PartitionSpec("rows")
-    sharded = jax.shard_map(
-        sample_fn, mesh=mesh, in_specs=(rows, rows, rows), out_specs=rows, check_vma=False
-    )
-
-    @jax.jit
-    def sample(key: Array, x_T: Array, cond: Any = None) -> Array:
-        n = x_T.shape[0]
-        n_pad = -(-n // len(devices)) * len(devices)
-        keys = row_keys(key, n)
-        padded = _pad_rows((keys, x_T, cond), n, n_pad)
-        return sharded(*padded)[:n]
-
-    return sample
-
-
 SAMPLERS = {"em": make_em_sampler, "pc": make_pc_sampler, "ode": make_ode_sampler}
 
 
@@ -303,12 +261,13 @@ def sample_from_prior(
     dim: int,
     sampler: str = "em",
     num_steps: int = 1000,
+    mesh: Mesh | None = None,
 ) -> Array:
     """Draw rows from the prior and solve the reverse-time process, row i from keys[i] only.
 
     Row i's prior draw uses ``fold_in(keys[i], 0)`` and its solver noise ``fold_in(keys[i],
-    1)``, so a row does not depend on the other rows, the chunking or the number of devices
-    (rows are sharded with :func:`shard_rows`). Not jitted: call it inside the caller's jit.
+    1)``, so a row does not depend on the other rows, the chunking or the number of devices.
+    Not jitted: call it inside the caller's jit.
 
     Args:
         sde: the forward SDE.
@@ -318,13 +277,18 @@ def sample_from_prior(
         dim: row dimension d.
         sampler: "em", "pc" or "ode" (the factories above, default settings).
         num_steps: solver steps.
+        mesh: a mesh from :func:`fairjax.parallel.make_mesh` to split the rows over its
+            devices (:func:`fairjax.parallel.shard_rows`: any n, padded and trimmed), or None
+            to leave placement to the caller's jit.
 
     Returns:
         [n, dim] samples at t = eps.
     """
     if sampler not in SAMPLERS:
         raise FairjaxError(f"sampler must be one of {sorted(SAMPLERS)}; got {sampler!r}")
-    solver = shard_rows(SAMPLERS[sampler](sde, score_fn, num_steps=num_steps))
+    solver = SAMPLERS[sampler](sde, score_fn, num_steps=num_steps)
+    if mesh is not None:
+        solver = parallel.shard_rows(solver, mesh)
     x_T = jax.vmap(lambda k: sde.prior_sample(jax.random.fold_in(k, 0), (dim,)))(keys)
     solver_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     return solver(solver_keys, x_T, cond)

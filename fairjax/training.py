@@ -2,7 +2,9 @@
 
 The loop runs `chunk_size` steps per compiled call inside `lax.scan`, so Python only
 touches the host between chunks (for the progress bar). Batches are drawn inside the
-compiled code by a pure `batch_fn(data, key) -> batch`, e.g. random rows of `data`.
+compiled code by a pure `batch_fn(data, key) -> batch`, e.g. random rows of `data`. With
+several devices the batch rows are split over them (`fairjax.parallel`); a batch whose rows
+do not divide by the device count is refused before the first step.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from fairjax import parallel
 from fairjax.errors import FairjaxError
 from fairjax.meta import MetaState
 
@@ -74,6 +77,7 @@ def run(
     desc: str = "training",
     eval_fn: Callable[[Any], float] | None = None,
     patience: int | None = None,
+    row_axis: int = 0,
 ) -> tuple[Any, np.ndarray]:
     """Run `num_steps` steps of `step_fn` on batches drawn by `batch_fn` from `data`.
 
@@ -83,6 +87,11 @@ def run(
     cached on the sizes and hyperparameters it uses) and the data as an argument, and
     later runs on data of the same shapes reuse the compiled code; a step function
     nothing else holds takes its compiled code with it.
+
+    With several devices (`jax.devices()`), axis `row_axis` of every batch leaf is split
+    over them (`parallel.constrain_rows`) and XLA partitions the step (data parallelism;
+    gradients are all-reduced by the compiler); the result equals single-device training
+    up to float reassociation. On one device nothing is placed.
 
     Args:
       key: PRNG key of the run.
@@ -99,14 +108,22 @@ def run(
         after every chunk; the run then returns the best evaluated state (early stopping).
       patience: with `eval_fn`, stop after this many chunks without improvement (None:
         run every step).
+      row_axis: the batch (row) axis of every leaf of a batch, e.g. 1 for
+        `[n_critic, batch_size, dim]` batches.
 
     Returns:
       (final or, with `eval_fn`, best state, [steps run, ...] float32 losses).
 
     Raises:
-      FairjaxError: a loss is NaN or infinite (training diverged), naming `desc` and the step.
+      FairjaxError: a loss is NaN or infinite (training diverged), naming `desc` and the step;
+        or, before any step, the batch rows do not divide by the device count (the message
+        names the batch size and the sizes that would).
     """
-    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, tuple(jax.devices()))
+    mesh = parallel.make_mesh()
+    if mesh.size > 1:
+        batch = jax.eval_shape(batch_fn, data, key)
+        parallel.check_rows(batch, mesh.size, axis=row_axis, what=f"training of {desc!r}")
+    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, mesh, row_axis)
     losses = []
     best, best_score, since_best = state, np.inf, 0
     with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
@@ -143,32 +160,32 @@ def _check_finite(losses: np.ndarray, desc: str, start: int, num_steps: int) -> 
         )
 
 
-# step_fn -> {(batch_fn, chunk_size, devices): jitted chunk}. Weak keys: an entry lives
+# step_fn -> {(batch_fn, chunk_size, mesh, row_axis): jitted chunk}. Weak keys: an entry lives
 # as long as its step function, and the chunk holds the step only weakly, so a fresh
 # closure passed once does not keep its executables alive.
 _CHUNKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled_chunk(step_fn: StepFn, batch_fn: Callable, chunk_size: int, devices: tuple):
+def _compiled_chunk(
+    step_fn: StepFn, batch_fn: Callable, chunk_size: int, mesh: Mesh, row_axis: int
+):
     """Jitted `chunk(state, data, key, start, mask) -> (state, losses[chunk_size])`, one
-    per (`step_fn`, `batch_fn`, `chunk_size`, `devices`) while `step_fn` lives.
-
-    With several devices, every batch leaf's leading (row) axis is sharded over them and
-    XLA partitions the step (data parallelism; gradients are all-reduced by the compiler);
-    the result equals single-device training up to float reassociation.
-    """
+    per (`step_fn`, `batch_fn`, `chunk_size`, `mesh`, `row_axis`) while `step_fn` lives."""
     try:
         per_step = _CHUNKS.setdefault(step_fn, {})
     except TypeError:  # not weak-referenceable (e.g. a builtin): compile for this run only
-        return _make_chunk(lambda: step_fn, batch_fn, chunk_size, devices)
-    key = (batch_fn, chunk_size, devices)
+        return _make_chunk(lambda: step_fn, batch_fn, chunk_size, mesh, row_axis)
+    key = (batch_fn, chunk_size, mesh, row_axis)
     if key not in per_step:
-        per_step[key] = _make_chunk(weakref.ref(step_fn), batch_fn, chunk_size, devices)
+        per_step[key] = _make_chunk(weakref.ref(step_fn), batch_fn, chunk_size, mesh, row_axis)
     return per_step[key]
 
 
-def _make_chunk(step_ref: Callable[[], StepFn], batch_fn: Callable, chunk_size: int, devices):
-    shard = _row_sharding(devices)
+def _make_chunk(
+    step_ref: Callable[[], StepFn], batch_fn: Callable, chunk_size: int, mesh: Mesh, row_axis: int
+):
+    def shard(batch):
+        return parallel.constrain_rows(batch, mesh, axis=row_axis)
 
     @jax.jit
     def chunk(state, data, key, start, mask):
@@ -185,16 +202,3 @@ def _make_chunk(step_ref: Callable[[], StepFn], batch_fn: Callable, chunk_size: 
         return jax.lax.scan(body, state, (start + jnp.arange(chunk_size), mask))
 
     return chunk
-
-
-def _row_sharding(devices: tuple) -> Callable:
-    """Batch -> batch with each leaf's axis 0 split over `devices` (identity for one)."""
-    if len(devices) == 1:
-        return lambda batch: batch
-    mesh = Mesh(np.array(devices), ("rows",))
-
-    def constrain(leaf):
-        spec = PartitionSpec("rows") if leaf.shape[0] % len(devices) == 0 else PartitionSpec()
-        return jax.lax.with_sharding_constraint(leaf, NamedSharding(mesh, spec))
-
-    return lambda batch: jax.tree.map(constrain, batch)

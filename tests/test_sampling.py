@@ -1,18 +1,13 @@
 """Samplers driven by exact scores must reproduce known targets; jit and multi-device behaviour."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import zlib
-from pathlib import Path
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from host_devices import run_on_host_devices
 
 from fairjax import sampling
 from fairjax.errors import FairjaxError
@@ -176,36 +171,41 @@ def _inputs(n):
     return jax.random.key(100 + n), x_T, jnp.arange(n) % 2
 
 
-_SUBPROCESS = textwrap.dedent(
-    """
-    import json, sys
-    import jax, numpy as np
-    sys.path.insert(0, {tests_dir!r})
-    from test_sampling import _inputs, toy_conditional_sampler
-    from fairjax.sampling import shard_rows
-    assert jax.device_count() == 8, jax.devices()
-    _, sample_fn = toy_conditional_sampler()
-    sharded = shard_rows(sample_fn)
-    out = {{}}
-    key, x_T, cond = _inputs(13)  # 13 rows: padded to 16, 2 per device
-    out["cond13"] = np.asarray(sharded(key, x_T, cond)).tolist()
-    key, x_T, _ = _inputs(16)
-    out["none16"] = np.asarray(sharded(key, x_T)).tolist()
-    print(json.dumps(out))
-    """
-)
+_SUBPROCESS = """
+import json
+import jax, numpy as np
+from test_sampling import _inputs, _prior_rows, toy_conditional_sampler
+from fairjax import parallel, sampling
+assert jax.device_count() == 8, jax.devices()
+_, sample_fn = toy_conditional_sampler()
+sharded = parallel.shard_rows(sample_fn, parallel.make_mesh())
+out = {}
+key, x_T, cond = _inputs(13)  # 13 rows: padded to 16, 2 per device
+out["cond13"] = np.asarray(sharded(sampling.row_keys(key, 13), x_T, cond)).tolist()
+key, x_T, _ = _inputs(16)
+out["none16"] = np.asarray(sharded(sampling.row_keys(key, 16), x_T, None)).tolist()
+out["prior13"] = np.asarray(_prior_rows(13, parallel.make_mesh())).tolist()
+print(json.dumps(out))
+"""
+
+
+def _prior_rows(n, mesh):
+    """`sample_from_prior` on the toy score, rows split over `mesh` (None: no placement)."""
+    sde = make_vp_sde()
+    score_fn = lambda x, t, cond: -x * (cond + 1.0)
+    keys = jax.random.split(jax.random.key(7), n)
+    run = jax.jit(
+        lambda keys, cond: sampling.sample_from_prior(
+            sde, score_fn, keys, cond, dim=2, sampler="em", num_steps=10, mesh=mesh
+        )
+    )
+    return run(keys, jnp.arange(n) % 2)
 
 
 def test_shard_rows_on_8_devices_equals_single_device():
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
-    )
-    script = _SUBPROCESS.format(tests_dir=str(Path(__file__).parent))
-    proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    """`parallel.shard_rows` and `sample_from_prior(mesh=...)` on 8 devices: the same rows as
+    one device without placement, for a row count that does not divide (13) and one that does."""
+    got = run_on_host_devices(_SUBPROCESS)
     _, sample_fn = toy_conditional_sampler()
     single = jax.jit(sample_fn)
     with jax.default_device(jax.devices("cpu")[0]):  # same backend as the subprocess
@@ -213,3 +213,4 @@ def test_shard_rows_on_8_devices_equals_single_device():
         np.testing.assert_allclose(got["cond13"], single(key, x_T, cond), rtol=1e-5, atol=1e-5)
         key, x_T, _ = _inputs(16)
         np.testing.assert_allclose(got["none16"], single(key, x_T), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["prior13"], _prior_rows(13, None), rtol=1e-5, atol=1e-5)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 import pandas as pd
 
-from fairjax import nets, persist, sampling, sde, training
+from fairjax import nets, parallel, persist, sampling, sde, training
 from fairjax.baselines import common
 from fairjax.data import Schema, TabularDataset, TabularEncoder
 from fairjax.errors import FairjaxError
@@ -236,14 +236,20 @@ def make_score(config: DDPMConfig | NetSpec, dim: int) -> tuple[sde.SDE, Callabl
 @functools.lru_cache(maxsize=32)
 def _compiled_sampler(spec: NetSpec, dim: int, sampler: str, steps: int):
     """Jitted `run(params, keys[c]) -> x_0[c, dim]`; row i's prior draw and noise come from
-    keys[i] only (as in `fadm`), rows sharded over devices (`sampling.shard_rows`)."""
+    keys[i] only (as in `fadm`), rows split over all visible devices (`parallel.shard_rows`)."""
     forward, score_fn = make_score(spec, dim)
 
     @jax.jit
     def run(params, keys):
         score = lambda x, t, cond: score_fn(params, x, t)
         return sampling.sample_from_prior(
-            forward, score, keys, dim=dim, sampler=sampler, num_steps=steps
+            forward,
+            score,
+            keys,
+            dim=dim,
+            sampler=sampler,
+            num_steps=steps,
+            mesh=parallel.make_mesh(),
         )
 
     return run

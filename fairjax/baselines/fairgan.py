@@ -452,6 +452,7 @@ def fit(
         num_steps=config.steps,
         progress=progress,
         desc="fairgan",
+        row_axis=1,  # batches are [n_critic, batch_size, dim]
     )
     wdist, ce = common.mean_tail(metrics)
     probs = x[:, s_block[0] : s_block[1]].mean(axis=0)

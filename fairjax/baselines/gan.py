@@ -401,6 +401,7 @@ def fit(
         num_steps=config.steps,
         progress=progress,
         desc="gan",
+        row_axis=1,  # batches are [n_critic, batch_size, dim]
     )
     params = {"generator": state.g_params, "critic": state.d_params}
     return GANModel(
