@@ -5,8 +5,9 @@ Each factory closes over ``(sde, score_fn, num_steps, ...)`` and returns a pure
     sample(key, x_T[n, d], cond=None) -> x_0[n, d]
 
 written for one row, ``vmap``ped over rows, with the time loop in ``lax.scan``. Nothing is
-jitted inside (apply ``jax.jit`` at the call site), and nothing here knows of devices: the
-pipelines pass a mesh from :mod:`fairjax.parallel` to :func:`sample_from_prior` to shard rows.
+jitted inside (apply ``jax.jit`` at the call site) and the solvers know nothing of devices;
+:func:`sample_from_prior` splits rows over a mesh only when its caller (a pipeline's ``sample``)
+passes one from :mod:`fairjax.parallel`.
 
 * ``score_fn(x[d], t[], cond) -> [d]`` is per example. Wrap a trained model as
   ``lambda x, t, cond: model_score(params, x, t)``; guided scores from :mod:`fairjax.guidance`
