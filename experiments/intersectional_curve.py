@@ -565,7 +565,7 @@ def verdicts(curve: pd.DataFrame) -> list[str]:
             f"vs the MLP, paired difference {diff} "
             f"({'meets' if df_ok else 'misses'} -25% with the interval below 0); "
             f"BA {100 * r['ba_diff_vs_unconstrained']:+.2f} pts "
-            f"({'within' if ba_ok else 'outside'} 1.5); "
+            f"({'at most' if ba_ok else 'more than'} 1.5 below); "
             f"worst-group TPR {r['worst_diff_vs_unconstrained']:+.3f} "
             f"({'not lower' if worst_ok else 'lower'})."
         )
