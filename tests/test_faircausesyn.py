@@ -160,21 +160,28 @@ def test_llm_backend_refines_with_feedback(scm, server, tmp_path):
     assert len(rows) == 50 and list(rows.columns) == ["x", "z", "w", "y"]
 
 
+def _fit_args(path):
+    """`fairjax fit` of FairCauseSyn on the SCM table at `path` (label y, sensitive x)."""
+    return [
+        "fit",
+        "--method",
+        "faircausesyn",
+        "--data",
+        str(path),
+        "--label",
+        "y",
+        "--sensitive",
+        "x",
+    ]
+
+
 def test_cli_fit_and_sample(tmp_path, capsys):
     path = tmp_path / "scm.csv"
     scm_frame(1500).to_csv(path, index=False)
     out = tmp_path / "model"
     code = cli_main(
         [
-            "fit",
-            "--method",
-            "faircausesyn",
-            "--data",
-            str(path),
-            "--label",
-            "y",
-            "--sensitive",
-            "x",
+            *_fit_args(path),
             "--preset",
             "quick",
             "--set",
@@ -203,15 +210,7 @@ def test_cli_fit_and_sample(tmp_path, capsys):
     assert len(rows) == 300 and list(rows.columns) == ["x", "z", "w", "y"]
     code = cli_main(
         [
-            "fit",
-            "--method",
-            "faircausesyn",
-            "--data",
-            str(path),
-            "--label",
-            "y",
-            "--sensitive",
-            "x",
+            *_fit_args(path),
             "--set",
             "mode=exact",
             "--out",
