@@ -498,15 +498,11 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--real", required=True, help="bundled data set name or CSV file")
     p.add_argument("--synthetic", required=True, help="CSV file of synthetic rows")
-    p.add_argument("--label", help="label column (required for a CSV --real)")
-    p.add_argument("--sensitive", help="sensitive column(s), comma separated")
-    p.add_argument("--domain", help="domain column (excluded from the classifier's inputs)")
-    p.add_argument(
-        "--setting",
-        choices=["adult", "compas"],
-        help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
+    _add_table_options(
+        p,
+        label_help="label column (required for a CSV --real)",
+        domain_help="domain column (excluded from the classifier's inputs)",
     )
-    _add_csv_options(p)
     p.add_argument("--classifier", choices=["mlp", "logistic", "hgb"], default="mlp")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-quality", action="store_true", help="skip MMD / C2ST / DCR")
@@ -549,15 +545,11 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--method", default="fadm", help="generator: " + ", ".join(METHODS))
     p.add_argument("--data", required=True, help="bundled data set name or CSV file")
-    p.add_argument("--label", help="label column (required for a CSV)")
-    p.add_argument("--sensitive", help="sensitive column(s), comma separated")
-    p.add_argument("--domain", help="domain column (meta-learning across its values)")
-    p.add_argument(
-        "--setting",
-        choices=["adult", "compas"],
-        help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
+    _add_table_options(
+        p,
+        label_help="label column (required for a CSV)",
+        domain_help="domain column (meta-learning across its values)",
     )
-    _add_csv_options(p)
     p.add_argument("--preset", choices=["quick", "paper"], default="quick")
     p.add_argument(
         "--set",
@@ -600,7 +592,17 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_csv_options(p: argparse.ArgumentParser) -> None:
+def _add_table_options(p: argparse.ArgumentParser, *, label_help: str, domain_help: str) -> None:
+    """The column roles (--label, --sensitive, --domain, --setting) and CSV options of a
+    command that reads a table."""
+    p.add_argument("--label", help=label_help)
+    p.add_argument("--sensitive", help="sensitive column(s), comma separated")
+    p.add_argument("--domain", help=domain_help)
+    p.add_argument(
+        "--setting",
+        choices=["adult", "compas"],
+        help="intersectional setting: binarise sex x race x age into 8 groups (arXiv 2405.14521)",
+    )
     p.add_argument(
         "--positive", help="label value that means the favourable outcome (a CSV whose label "
         "is not 0/1)",

@@ -93,6 +93,28 @@ def _time_grid(sde: SDE, num_steps: int, eps: float) -> tuple[Array, Array]:
     return ts[:-1], ts[1:]
 
 
+def _reverse_step(
+    sde: SDE, score_fn: ScoreFn, x: Array, t: Array, t_to: Array, cond: Any, key: Array
+) -> tuple[Array, Array]:
+    """One Euler-Maruyama step of the reverse-time SDE from ``t`` down to ``t_to``.
+
+    Returns:
+        ``(x, x_mean)`` at ``t_to``: the noisy state and its mean before the noise.
+    """
+    dt = t_to - t  # negative: time runs backwards
+    g = sde.diffusion(t)
+    x_mean = x + (sde.drift(x, t) - g**2 * score_fn(x, t, cond)) * dt
+    return x_mean + g * jnp.sqrt(-dt) * jax.random.normal(key, x.shape), x_mean
+
+
+def _final_mean(step: Callable, key: Array, x: Array, t_now: Array, t_next: Array) -> Array:
+    """Scan ``step((x, x_mean), (t, t_to, key)) -> ((x, x_mean), None)`` over the time grid
+    from ``x`` at ``t_now[0]``; returns the last step's mean (no noise on the last step)."""
+    keys = jax.random.split(key, t_now.shape[0])
+    (_, x_mean), _ = jax.lax.scan(step, (x, x), (t_now, t_next, keys))
+    return x_mean
+
+
 def make_em_sampler(
     sde: SDE, score_fn: ScoreFn, *, num_steps: int = 1000, eps: float = 1e-3
 ) -> SampleFn:
@@ -118,17 +140,10 @@ def make_em_sampler(
 
     def row(key, x, cond):
         def step(carry, inputs):
-            x, _ = carry
             t, t_to, k = inputs
-            dt = t_to - t  # negative: time runs backwards
-            g = sde.diffusion(t)
-            x_mean = x + (sde.drift(x, t) - g**2 * score_fn(x, t, cond)) * dt
-            x = x_mean + g * jnp.sqrt(-dt) * jax.random.normal(k, x.shape)
-            return (x, x_mean), None
+            return _reverse_step(sde, score_fn, carry[0], t, t_to, cond, k), None
 
-        keys = jax.random.split(key, num_steps)
-        (_, x_mean), _ = jax.lax.scan(step, (x, x), (t_now, t_next, keys))
-        return x_mean
+        return _final_mean(step, key, x, t_now, t_next)
 
     return _batched(row)
 
@@ -195,15 +210,9 @@ def make_pc_sampler(
 
             ks = jax.random.split(corrector_key, num_corrector_steps)
             x, _ = jax.lax.scan(langevin, x, ks)
-            dt = t_to - t
-            g = sde.diffusion(t)
-            x_mean = x + (sde.drift(x, t) - g**2 * score_fn(x, t, cond)) * dt
-            x = x_mean + g * jnp.sqrt(-dt) * jax.random.normal(predictor_key, x.shape)
-            return (x, x_mean), None
+            return _reverse_step(sde, score_fn, x, t, t_to, cond, predictor_key), None
 
-        keys = jax.random.split(key, num_steps)
-        (_, x_mean), _ = jax.lax.scan(step, (x, x), (t_now, t_next, keys))
-        return x_mean
+        return _final_mean(step, key, x, t_now, t_next)
 
     return _batched(row)
 

@@ -19,6 +19,8 @@ from fairjax.faircausesyn import pipeline
 TINY = dataclasses.replace(
     pipeline.PRESETS["quick"], steps=400, rounds=3, rows_per_round=4000, audit_folds=3
 )
+# The causal roles of `scm_frame`'s table.
+SCM_ROLES = dict(X="x", Z="z", W="w", Y="y", x0="a", x1="b")
 
 
 def scm_frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -44,7 +46,7 @@ def scm():
 
 @pytest.fixture(scope="module")
 def fitted(scm):
-    config = dataclasses.replace(TINY, X="x", Z="z", W="w", Y="y", x0="a", x1="b")
+    config = dataclasses.replace(TINY, **SCM_ROLES)
     return faircausesyn.fit(jax.random.key(0), scm, config=config, progress=False)
 
 
@@ -133,12 +135,7 @@ def test_llm_backend_refines_with_feedback(scm, server, tmp_path):
     server.respond = lambda body, i: llm_reply(body)
     config = dataclasses.replace(
         TINY,
-        X="x",
-        Z="z",
-        W="w",
-        Y="y",
-        x0="a",
-        x1="b",
+        **SCM_ROLES,
         backend="llm",
         llm_url=server.url,
         llm_model="stub",
@@ -160,21 +157,28 @@ def test_llm_backend_refines_with_feedback(scm, server, tmp_path):
     assert len(rows) == 50 and list(rows.columns) == ["x", "z", "w", "y"]
 
 
+def _fit_args(path):
+    """`fairjax fit` of FairCauseSyn on the SCM table at `path` (label y, sensitive x)."""
+    return [
+        "fit",
+        "--method",
+        "faircausesyn",
+        "--data",
+        str(path),
+        "--label",
+        "y",
+        "--sensitive",
+        "x",
+    ]
+
+
 def test_cli_fit_and_sample(tmp_path, capsys):
     path = tmp_path / "scm.csv"
     scm_frame(1500).to_csv(path, index=False)
     out = tmp_path / "model"
     code = cli_main(
         [
-            "fit",
-            "--method",
-            "faircausesyn",
-            "--data",
-            str(path),
-            "--label",
-            "y",
-            "--sensitive",
-            "x",
+            *_fit_args(path),
             "--preset",
             "quick",
             "--set",
@@ -203,15 +207,7 @@ def test_cli_fit_and_sample(tmp_path, capsys):
     assert len(rows) == 300 and list(rows.columns) == ["x", "z", "w", "y"]
     code = cli_main(
         [
-            "fit",
-            "--method",
-            "faircausesyn",
-            "--data",
-            str(path),
-            "--label",
-            "y",
-            "--sensitive",
-            "x",
+            *_fit_args(path),
             "--set",
             "mode=exact",
             "--out",

@@ -82,11 +82,9 @@ def _known_generator(response):
     return generate, audit_fn
 
 
-def _linear(weights):
-    """Each effect shrinks linearly with its path weight from the real value."""
-    de = REAL["ctfde"][0] * (1 - weights["direct"])
-    ie = REAL["ctfie"][0] * (1 - weights["indirect"])
-    se = REAL["ctfse"][0] * (1 - weights["spurious"])
+def _effects(de, ie, se):
+    """The audit's {effect: (estimate, 0 standard error)} of direct, indirect and spurious
+    effects de, ie, se (TV = DE - IE - SE, ETT = DE - IE)."""
     return {
         "tv": (de - ie - se, 0.0),
         "ctfde": (de, 0.0),
@@ -94,6 +92,14 @@ def _linear(weights):
         "ctfse": (se, 0.0),
         "ett": (de - ie, 0.0),
     }
+
+
+def _linear(weights):
+    """Each effect shrinks linearly with its path weight from the real value."""
+    de = REAL["ctfde"][0] * (1 - weights["direct"])
+    ie = REAL["ctfie"][0] * (1 - weights["indirect"])
+    se = REAL["ctfse"][0] * (1 - weights["spurious"])
+    return _effects(de, ie, se)
 
 
 def test_fair_loop_removes_linear_effects_in_two_rounds():
@@ -175,13 +181,7 @@ def _guided(scale):
         de = scale * REAL["ctfde"][0] * (1 + g["direct"])
         ie = scale * REAL["ctfie"][0] * (1 + g["indirect"])
         se = scale * REAL["ctfse"][0] * (1 + g["spurious"])
-        return {
-            "tv": (de - ie - se, 0.0),
-            "ctfde": (de, 0.0),
-            "ctfie": (ie, 0.0),
-            "ctfse": (se, 0.0),
-            "ett": (de - ie, 0.0),
-        }
+        return _effects(de, ie, se)
 
     return response
 

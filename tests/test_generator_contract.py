@@ -19,8 +19,8 @@ import pytest
 import test_baselines
 from test_fadm import TINY as FADM_TINY
 from test_fadm import toy_dataset
+from test_faircausesyn import SCM_ROLES, scm_frame
 from test_faircausesyn import TINY as CAUSAL_TINY
-from test_faircausesyn import scm_frame
 from test_intersectional import TINY as INTERSECTIONAL_TINY
 from test_intersectional import _toy_dataset
 
@@ -49,12 +49,7 @@ SETUPS = {
         _causal_data,
         _steps(
             CAUSAL_TINY,
-            X="x",
-            Z="z",
-            W="w",
-            Y="y",
-            x0="a",
-            x1="b",
+            **SCM_ROLES,
             steps=100,
             rounds=1,
             rows_per_round=500,

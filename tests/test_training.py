@@ -19,51 +19,29 @@ def _batch(data, key):
     return data
 
 
-def test_run_keeps_the_best_evaluated_state_and_stops_after_patience():
+def _run(step_fn, num_steps=20, **options):
+    """`training.run` of `step_fn` from params 0 in chunks of 10 steps."""
     state = training.TrainState(jnp.zeros((), jnp.int32), jnp.zeros(()), ())
+    args = (jax.random.key(0), state, step_fn, _batch, jnp.zeros(()))
+    return training.run(*args, num_steps=num_steps, chunk_size=10, progress=False, **options)
+
+
+def test_run_keeps_the_best_evaluated_state_and_stops_after_patience():
     seen = []
 
     def eval_fn(s):  # best at params = 30, then worse
         seen.append(float(s.params))
         return abs(float(s.params) - 30.0)
 
-    best, losses = training.run(
-        jax.random.key(0),
-        state,
-        _step,
-        _batch,
-        jnp.zeros(()),
-        num_steps=200,
-        chunk_size=10,
-        progress=False,
-        eval_fn=eval_fn,
-        patience=3,
-    )
+    best, losses = _run(_step, 200, eval_fn=eval_fn, patience=3)
     assert seen == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]  # three chunks past the best
     assert float(best.params) == 30.0 and int(best.step) == 30
     np.testing.assert_array_equal(losses, np.arange(60.0))
 
 
 def test_run_without_patience_runs_every_step_and_returns_the_best():
-    state = training.TrainState(jnp.zeros((), jnp.int32), jnp.zeros(()), ())
-    best, losses = training.run(
-        jax.random.key(0),
-        state,
-        _step,
-        _batch,
-        jnp.zeros(()),
-        num_steps=55,
-        chunk_size=10,
-        progress=False,
-        eval_fn=lambda s: abs(float(s.params) - 21.0),
-    )
+    best, losses = _run(_step, 55, eval_fn=lambda s: abs(float(s.params) - 21.0))
     assert len(losses) == 55 and float(best.params) == 20.0
-
-
-def _run(step_fn, num_steps=20):
-    state = training.TrainState(jnp.zeros((), jnp.int32), jnp.zeros(()), ())
-    args = (jax.random.key(0), state, step_fn, _batch, jnp.zeros(()))
-    return training.run(*args, num_steps=num_steps, chunk_size=10, progress=False)
 
 
 def test_compiled_chunk_is_reused_per_step_function_and_released_with_it():

@@ -1,6 +1,7 @@
 """What the joint baselines (VAE, GAN, DDPM, FairGAN) share: the joint encoding of a row,
-the heads that turn a network's raw output into a row, batches, chunked generation, and
-sampling with a requested label proportion.
+the heads that turn a network's raw output into a row, batches, chunked generation,
+sampling with a requested label proportion, and the fitted model's `sample` / `save` /
+`load` (`JointModel`, `load_model`).
 
 The joint row. The baselines of FADM's Table 1 (arXiv 2406.09495) generate the label and
 the sensitive attribute(s) together with the features, so every baseline encodes
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fairjax import generators
+from fairjax import generators, persist, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
@@ -191,6 +193,39 @@ def make_batch_fn(batch_size: int, num: int | None = None) -> Callable:
     return batch_fn
 
 
+def train(
+    key: jax.Array,
+    state: Any,
+    step: Callable,
+    x: np.ndarray,
+    *,
+    batch_size: int,
+    num_steps: int,
+    n_critic: int | None = None,
+    progress: bool,
+    desc: str,
+) -> tuple[Any, np.ndarray]:
+    """`training.run` of `step` on random batches of the encoded rows `x` [n, dim].
+
+    Batches are [batch_size, dim], or [n_critic, batch_size, dim] when `n_critic` is given
+    (one batch per critic update of an adversarial step, split over devices on axis 1).
+
+    Returns:
+      (final state, [num_steps, ...] logged values of each step).
+    """
+    return training.run(
+        key,
+        state,
+        step,
+        make_batch_fn(batch_size, n_critic),
+        train_rows(x),
+        num_steps=num_steps,
+        progress=progress,
+        desc=desc,
+        row_axis=0 if n_critic is None else 1,
+    )
+
+
 # ---------------------------------------------------------------------------- sampling
 
 
@@ -287,3 +322,98 @@ def mean_tail(losses: np.ndarray) -> float | list[float]:
     tail = losses[-max(1, len(losses) // 10) :]
     mean = np.mean(tail, axis=0)
     return float(mean) if np.ndim(mean) == 0 else [float(v) for v in mean]
+
+
+# ------------------------------------------------------------------------- fitted models
+
+
+class JointModel:
+    """`sample`, `save` and the parameter-shape check that the joint baselines' fitted
+    models share; the frozen model dataclasses (`VAEModel`, `GANModel`, `DDPMModel`,
+    `FairGANModel`) inherit them.
+
+    A subclass has the fields `config`, `encoder`, `schema`, `params` (and JSON-serialisable
+    others, see `persist.save_model`), sets the class attributes `method` (the registry name)
+    and `config_cls`, and defines `_sampler()` (its compiled sampler) and `_param_shapes()`.
+    """
+
+    method: str  # set by each subclass, not annotated there (not a dataclass field)
+    config_cls: type
+
+    def _sampler(self) -> tuple[Callable, Any]:
+        """(jitted `run(params, keys[c]) -> rows[c, dim]`, the params it takes); row i
+        uses keys[i] only."""
+        raise NotImplementedError
+
+    def _param_shapes(self) -> Any:
+        """The pytree of `jax.ShapeDtypeStruct` that `params` must match (for `load`)."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        key: jax.Array,
+        n: int,
+        *,
+        labels: Any = None,
+        label_proportion: float | None = None,
+        max_oversample: float = 50.0,
+        chunk_size: int = 4096,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """Generate `n` rows as the model's class docstring describes.
+
+        Args:
+          key: PRNG key; the same key gives the same rows.
+          n: number of rows.
+          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
+            generated rows like `label_proportion`; exclusive with it).
+          label_proportion: None (default): the label as generated. A float p: exactly
+            round(p n) rows with label 1, selected from generated rows
+            (`fairjax.baselines.common`); FairjaxError when the model generates that
+            label too rarely to reach p within `max_oversample * n` rows.
+          max_oversample: cap on generated rows per requested row when selecting.
+          chunk_size: rows per compiled call (results do not depend on it).
+          progress: progress bar over chunks.
+
+        Returns:
+          DataFrame [n rows]: the feature, sensitive and label columns with the training
+          data's dtypes.
+        """
+        run, params = self._sampler()
+        return self._generate(
+            run,
+            params,
+            key,
+            n,
+            labels=labels,
+            label_proportion=label_proportion,
+            max_oversample=max_oversample,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+
+    def _generate(self, run: Callable, params: Any, key: jax.Array, n: int, **options):
+        """`sample_generated` with this model's encoder and schema (`options`: labels,
+        label_proportion, max_oversample, chunk_size, progress)."""
+        return sample_generated(
+            run, params, key, n, encoder=self.encoder, schema=self.schema, **options
+        )
+
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> None:
+        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
+        existing model folder, `provenance` goes to the manifest)."""
+        persist.save_model(
+            self, path, method=self.method, overwrite=overwrite, provenance=provenance
+        )
+
+
+def load_model(model_cls: type, path: str | Path) -> Any:
+    """Read a `model_cls` (a `JointModel`) written by its `save` and check its parameter
+    shapes against its config (FairjaxError naming the first that differs)."""
+    model = persist.load_model(
+        model_cls, path, method=model_cls.method, config_cls=model_cls.config_cls
+    )
+    persist.check_param_shapes(path, model.params, model._param_shapes())
+    return model

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 import pandas as pd
 
-from fairjax import nets, parallel, persist, sampling, sde, training
+from fairjax import nets, parallel, sampling, sde, training
 from fairjax.baselines import common
 from fairjax.data import Schema, TabularDataset, TabularEncoder
 from fairjax.errors import FairjaxError
@@ -130,8 +130,8 @@ PRESETS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class DDPMModel:
-    """A fitted DDPM.
+class DDPMModel(common.JointModel):
+    """A fitted DDPM; `sample` runs the unguided reverse-time SDE (or ODE).
 
     Attributes:
       config: hyperparameters.
@@ -146,6 +146,9 @@ class DDPMModel:
     schema: Schema
     params: dict
     history: dict
+
+    method = METHOD
+    config_cls = DDPMConfig
 
     def sample(
         self,
@@ -163,19 +166,10 @@ class DDPMModel:
         """Generate `n` rows with the unguided reverse-time SDE (or ODE).
 
         Args:
-          key: PRNG key; the same key gives the same rows.
-          n: number of rows.
-          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
-            generated rows like `label_proportion`; exclusive with it).
-          label_proportion: None (default): the label as generated. A float p: exactly
-            round(p n) rows with label 1, selected from generated rows
-            (`fairjax.baselines.common`); FairjaxError when the model generates that
-            label too rarely to reach p within `max_oversample * n` rows.
           sampler: "em", "pc" or "ode" (default the config's).
           steps: solver steps (default the config's `sample_steps`).
-          max_oversample: cap on generated rows per requested row when selecting.
-          chunk_size: rows per compiled call (results do not depend on it).
-          progress: progress bar over chunks.
+          key, n, labels, label_proportion, max_oversample, chunk_size, progress: as in
+            `common.JointModel.sample`.
 
         Returns:
           DataFrame [n rows]: the feature, sensitive and label columns with the training
@@ -188,36 +182,26 @@ class DDPMModel:
         if isinstance(steps, bool) or int(steps) != steps or int(steps) < 1:
             raise FairjaxError(f"steps must be a positive integer; got {steps!r}")
         run = _compiled_sampler(NetSpec.of(self.config), self.encoder.dim, sampler, int(steps))
-
-        return common.sample_generated(
+        return self._generate(
             run,
             self.params["score"],
             key,
             n,
-            encoder=self.encoder,
-            schema=self.schema,
-            label_proportion=label_proportion,
             labels=labels,
+            label_proportion=label_proportion,
             max_oversample=max_oversample,
             chunk_size=chunk_size,
             progress=progress,
         )
 
-    def save(
-        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
-    ) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
-        existing model folder, `provenance` goes to the manifest)."""
-        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
+    def _param_shapes(self):
+        dim = self.encoder.dim
+        return {"score": nets.param_shapes(make_module(self.config, dim), dim, ())}
 
 
 def load(path: str | Path) -> DDPMModel:
     """Read and verify a model written by `DDPMModel.save` (parameter shapes included)."""
-    model = persist.load_model(DDPMModel, path, method=METHOD, config_cls=DDPMConfig)
-    dim = model.encoder.dim
-    module = make_module(model.config, dim)
-    persist.check_param_shapes(path, model.params, {"score": nets.param_shapes(module, dim, ())})
-    return model
+    return common.load_model(DDPMModel, path)
 
 
 def make_module(config: DDPMConfig | NetSpec, dim: int) -> nets.TimeConditionedMLP:
@@ -294,12 +278,12 @@ def fit(
     params = nets.init_params(module, init_key, jnp.zeros(dim), jnp.zeros(()))
     decay_steps = config.steps if config.lr_schedule == "cosine" else None
     step, optimizer = _train_step(NetSpec.of(config), dim, config.lr, decay_steps)
-    state, losses = training.run(
+    state, losses = common.train(
         train_key,
         training.init_train_state(params, optimizer),
         step,
-        common.make_batch_fn(config.batch_size),
-        common.train_rows(encoder.encode(dataset.frame)),
+        encoder.encode(dataset.frame),
+        batch_size=config.batch_size,
         num_steps=config.steps,
         progress=progress,
         desc="ddpm",

@@ -44,9 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pandas as pd
 
-from fairjax import nets, persist, training
+from fairjax import nets
 from fairjax.baselines import common, gan
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -252,8 +251,8 @@ def make_fairgan_step(
 
 
 @dataclasses.dataclass(frozen=True)
-class FairGANModel:
-    """A fitted FairGAN.
+class FairGANModel(common.JointModel):
+    """A fitted FairGAN; `sample` draws s from its training marginal, then (x, y) = G(z, s).
 
     Attributes:
       config: hyperparameters.
@@ -272,79 +271,32 @@ class FairGANModel:
     sensitive_probs: tuple[float, ...]
     history: dict
 
-    def sample(
-        self,
-        key: jax.Array,
-        n: int,
-        *,
-        labels: Any = None,
-        label_proportion: float | None = None,
-        max_oversample: float = 50.0,
-        chunk_size: int = 4096,
-        progress: bool = False,
-    ) -> pd.DataFrame:
-        """Generate `n` rows: s from its training marginal, then (x, y) = G(z, s).
+    method = METHOD
+    config_cls = FairGANConfig
 
-        Args:
-          key: PRNG key; the same key gives the same rows.
-          n: number of rows.
-          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
-            generated rows like `label_proportion`; exclusive with it).
-          label_proportion: None (default): the label as generated. A float p: exactly
-            round(p n) rows with label 1, selected from generated rows
-            (`fairjax.baselines.common`); FairjaxError when the model generates that
-            label too rarely to reach p within `max_oversample * n` rows.
-          max_oversample: cap on generated rows per requested row when selecting.
-          chunk_size: rows per compiled call (results do not depend on it).
-          progress: progress bar over chunks.
-
-        Returns:
-          DataFrame [n rows]: the feature, sensitive and label columns with the training
-          data's dtypes.
-        """
-        layout = Layout.of(self.encoder)
+    def _sampler(self):
         run = _compiled_sampler(
             gan.NetSpec.of(self.config),
-            layout,
+            Layout.of(self.encoder),
             _s_block(self.encoder, self.schema),
             self.sensitive_probs,
         )
+        return run, self.params["generator"]
 
-        return common.sample_generated(
-            run,
-            self.params["generator"],
-            key,
-            n,
-            encoder=self.encoder,
-            schema=self.schema,
-            label_proportion=label_proportion,
-            labels=labels,
-            max_oversample=max_oversample,
-            chunk_size=chunk_size,
-            progress=progress,
-        )
-
-    def save(
-        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
-    ) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
-        existing model folder, `provenance` goes to the manifest)."""
-        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
+    def _param_shapes(self):
+        dim = Layout.of(self.encoder).dim
+        start, stop = _s_block(self.encoder, self.schema)
+        generator, d1, d2 = make_modules(self.config, dim, stop - start)
+        return {
+            "generator": nets.param_shapes(generator, self.config.latent_dim + stop - start),
+            "critic": nets.param_shapes(d1, dim),
+            "sensitive": nets.param_shapes(d2, dim - (stop - start)),
+        }
 
 
 def load(path: str | Path) -> FairGANModel:
     """Read and verify a model written by `FairGANModel.save` (parameter shapes included)."""
-    model = persist.load_model(FairGANModel, path, method=METHOD, config_cls=FairGANConfig)
-    dim = Layout.of(model.encoder).dim
-    start, stop = _s_block(model.encoder, model.schema)
-    generator, d1, d2 = make_modules(model.config, dim, stop - start)
-    expected = {
-        "generator": nets.param_shapes(generator, model.config.latent_dim + stop - start),
-        "critic": nets.param_shapes(d1, dim),
-        "sensitive": nets.param_shapes(d2, dim - (stop - start)),
-    }
-    persist.check_param_shapes(path, model.params, expected)
-    return model
+    return common.load_model(FairGANModel, path)
 
 
 def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:
@@ -443,16 +395,16 @@ def fit(
         d2_params,
         *(optimizer.init(p) for p in (g_params, d1_params, d2_params)),
     )
-    state, metrics = training.run(
+    state, metrics = common.train(
         train_key,
         state,
         step,
-        common.make_batch_fn(config.batch_size, config.n_critic),
-        common.train_rows(x),
+        x,
+        batch_size=config.batch_size,
         num_steps=config.steps,
+        n_critic=config.n_critic,
         progress=progress,
         desc="fairgan",
-        row_axis=1,  # batches are [n_critic, batch_size, dim]
     )
     wdist, ce = common.mean_tail(metrics)
     probs = x[:, s_block[0] : s_block[1]].mean(axis=0)

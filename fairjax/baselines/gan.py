@@ -33,9 +33,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-import pandas as pd
 
-from fairjax import nets, persist, training
+from fairjax import nets
 from fairjax.baselines import common
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -260,8 +259,9 @@ def _make_networks(spec: NetSpec, layout: Layout) -> tuple[Callable, Callable]:
 
 
 @dataclasses.dataclass(frozen=True)
-class GANModel:
-    """A fitted WGAN-GP generator.
+class GANModel(common.JointModel):
+    """A fitted WGAN-GP generator; `sample` makes rows x = G(z), z ~ N(0, I), one softmax
+    draw per one-hot block.
 
     Attributes:
       config: hyperparameters.
@@ -277,71 +277,25 @@ class GANModel:
     params: dict
     history: dict
 
-    def sample(
-        self,
-        key: jax.Array,
-        n: int,
-        *,
-        labels: Any = None,
-        label_proportion: float | None = None,
-        max_oversample: float = 50.0,
-        chunk_size: int = 4096,
-        progress: bool = False,
-    ) -> pd.DataFrame:
-        """Generate `n` rows x = G(z), z ~ N(0, I), one softmax draw per one-hot block.
+    method = METHOD
+    config_cls = GANConfig
 
-        Args:
-          key: PRNG key; the same key gives the same rows.
-          n: number of rows.
-          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
-            generated rows like `label_proportion`; exclusive with it).
-          label_proportion: None (default): the label as generated. A float p: exactly
-            round(p n) rows with label 1, selected from generated rows
-            (`fairjax.baselines.common`); FairjaxError when the model generates that
-            label too rarely to reach p within `max_oversample * n` rows.
-          max_oversample: cap on generated rows per requested row when selecting.
-          chunk_size: rows per compiled call (results do not depend on it).
-          progress: progress bar over chunks.
-
-        Returns:
-          DataFrame [n rows]: the feature, sensitive and label columns with the training
-          data's dtypes.
-        """
+    def _sampler(self):
         run = _compiled_sampler(NetSpec.of(self.config), Layout.of(self.encoder))
+        return run, self.params["generator"]
 
-        return common.sample_generated(
-            run,
-            self.params["generator"],
-            key,
-            n,
-            encoder=self.encoder,
-            schema=self.schema,
-            label_proportion=label_proportion,
-            labels=labels,
-            max_oversample=max_oversample,
-            chunk_size=chunk_size,
-            progress=progress,
-        )
-
-    def save(
-        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
-    ) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
-        existing model folder, `provenance` goes to the manifest)."""
-        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
+    def _param_shapes(self):
+        dim = Layout.of(self.encoder).dim
+        generator, critic = make_modules(self.config, dim)
+        return {
+            "generator": nets.param_shapes(generator, self.config.latent_dim),
+            "critic": nets.param_shapes(critic, dim),
+        }
 
 
 def load(path: str | Path) -> GANModel:
     """Read and verify a model written by `GANModel.save` (parameter shapes included)."""
-    model = persist.load_model(GANModel, path, method=METHOD, config_cls=GANConfig)
-    dim = Layout.of(model.encoder).dim
-    generator, critic = make_modules(model.config, dim)
-    expected = {
-        "generator": nets.param_shapes(generator, model.config.latent_dim),
-        "critic": nets.param_shapes(critic, dim),
-    }
-    persist.check_param_shapes(path, model.params, expected)
-    return model
+    return common.load_model(GANModel, path)
 
 
 @functools.lru_cache(maxsize=32)
@@ -392,16 +346,16 @@ def fit(
         optimizer.init(g_params),
         optimizer.init(d_params),
     )
-    state, wdists = training.run(
+    state, wdists = common.train(
         train_key,
         state,
         step,
-        common.make_batch_fn(config.batch_size, config.n_critic),
-        common.train_rows(encoder.encode(dataset.frame)),
+        encoder.encode(dataset.frame),
+        batch_size=config.batch_size,
         num_steps=config.steps,
+        n_critic=config.n_critic,
         progress=progress,
         desc="gan",
-        row_axis=1,  # batches are [n_critic, batch_size, dim]
     )
     params = {"generator": state.g_params, "critic": state.d_params}
     return GANModel(

@@ -33,9 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pandas as pd
 
-from fairjax import nets, persist, training
+from fairjax import nets, training
 from fairjax.baselines import common
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -162,8 +161,9 @@ def make_loss(encode_fn, decode_fn, layout: Layout, *, kl_weight: float = 1.0):
 
 
 @dataclasses.dataclass(frozen=True)
-class VAEModel:
-    """A fitted VAE.
+class VAEModel(common.JointModel):
+    """A fitted VAE; `sample` draws z ~ N(0, I), then x ~ p(x | z) (or its mode, see the
+    config).
 
     Attributes:
       config: hyperparameters.
@@ -179,73 +179,27 @@ class VAEModel:
     params: dict
     history: dict
 
-    def sample(
-        self,
-        key: jax.Array,
-        n: int,
-        *,
-        labels: Any = None,
-        label_proportion: float | None = None,
-        max_oversample: float = 50.0,
-        chunk_size: int = 4096,
-        progress: bool = False,
-    ) -> pd.DataFrame:
-        """Generate `n` rows: z ~ N(0, I), then x ~ p(x | z) (or its mode, see the config).
+    method = METHOD
+    config_cls = VAEConfig
 
-        Args:
-          key: PRNG key; the same key gives the same rows.
-          n: number of rows.
-          labels: optional [n] 0/1 labels, row i gets labels[i] (selected from
-            generated rows like `label_proportion`; exclusive with it).
-          label_proportion: None (default): the label as generated. A float p: exactly
-            round(p n) rows with label 1, selected from generated rows
-            (`fairjax.baselines.common`); FairjaxError when the model generates that
-            label too rarely to reach p within `max_oversample * n` rows.
-          max_oversample: cap on generated rows per requested row when selecting.
-          chunk_size: rows per compiled call (results do not depend on it).
-          progress: progress bar over chunks.
-
-        Returns:
-          DataFrame [n rows]: the feature, sensitive and label columns with the training
-          data's dtypes.
-        """
+    def _sampler(self):
         cfg = self.config
-        run = _compiled_sampler(NetSpec.of(cfg), Layout.of(self.encoder), cfg.decoder_noise)
+        layout = Layout.of(self.encoder)
+        return _compiled_sampler(NetSpec.of(cfg), layout, cfg.decoder_noise), self.params
 
-        return common.sample_generated(
-            run,
-            self.params,
-            key,
-            n,
-            encoder=self.encoder,
-            schema=self.schema,
-            label_proportion=label_proportion,
-            labels=labels,
-            max_oversample=max_oversample,
-            chunk_size=chunk_size,
-            progress=progress,
-        )
-
-    def save(
-        self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
-    ) -> None:
-        """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
-        existing model folder, `provenance` goes to the manifest)."""
-        persist.save_model(self, path, method=METHOD, overwrite=overwrite, provenance=provenance)
+    def _param_shapes(self):
+        layout = Layout.of(self.encoder)
+        encoder, decoder = make_modules(self.config, layout.dim)
+        return {
+            "encoder": nets.param_shapes(encoder, layout.dim),
+            "decoder": nets.param_shapes(decoder, self.config.latent_dim),
+            "log_sigma": jax.ShapeDtypeStruct((len(layout.numeric),), jnp.float32),
+        }
 
 
 def load(path: str | Path) -> VAEModel:
     """Read and verify a model written by `VAEModel.save` (parameter shapes included)."""
-    model = persist.load_model(VAEModel, path, method=METHOD, config_cls=VAEConfig)
-    layout = Layout.of(model.encoder)
-    encoder, decoder = make_modules(model.config, layout.dim)
-    expected = {
-        "encoder": nets.param_shapes(encoder, layout.dim),
-        "decoder": nets.param_shapes(decoder, model.config.latent_dim),
-        "log_sigma": jax.ShapeDtypeStruct((len(layout.numeric),), jnp.float32),
-    }
-    persist.check_param_shapes(path, model.params, expected)
-    return model
+    return common.load_model(VAEModel, path)
 
 
 @functools.lru_cache(maxsize=32)
@@ -312,12 +266,12 @@ def fit(
         "log_sigma": jnp.full(len(layout.numeric), np.log(0.1), jnp.float32),
     }
     step, optimizer = _train_step(NetSpec.of(config), layout, config.kl_weight, config.lr)
-    state, losses = training.run(
+    state, losses = common.train(
         train_key,
         training.init_train_state(params, optimizer),
         step,
-        common.make_batch_fn(config.batch_size),
-        common.train_rows(x),
+        x,
+        batch_size=config.batch_size,
         num_steps=config.steps,
         progress=progress,
         desc="vae",

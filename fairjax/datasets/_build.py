@@ -26,23 +26,10 @@ from typing import NamedTuple
 
 import pandas as pd
 
-COMPAS_COLUMNS = (
-    "sex",
-    "age",
-    "age_cat",
-    "race",
-    "juv_fel_count",
-    "juv_misd_count",
-    "juv_other_count",
-    "priors_count",
-    "c_charge_degree",
-    "decile_score",
-    "two_year_recid",
-    # used only by the ProPublica row filter in the loader
-    "days_b_screening_arrest",
-    "is_recid",
-    "score_text",
-)
+from fairjax.datasets import bundled
+
+# The loader's columns, and the ones it uses only for ProPublica's row filter.
+COMPAS_COLUMNS = (*bundled.COMPAS_COLUMNS, "days_b_screening_arrest", "is_recid", "score_text")
 
 NHEFS_COLUMNS = (
     "sex",
@@ -67,34 +54,15 @@ NHEFS_COLUMNS = (
 )
 
 
-# German attribute names (UCI german.doc order), as in the raw, headerless `german.data`.
+# German attribute names (UCI german.doc order), as in the raw, headerless `german.data`:
+# the shipped columns with UCI attribute 9, personal_status, in place of the marital_status
+# and sex that the build makes from it.
+_AT = bundled.GERMAN_COLUMNS.index("marital_status")
 GERMAN_RAW_COLUMNS = (
-    "checking_account_status",
-    "duration_months",
-    "credit_history",
-    "purpose",
-    "credit_amount",
-    "savings_account",
-    "employment_since",
-    "installment_rate",
+    *bundled.GERMAN_COLUMNS[:_AT],
     "personal_status",
-    "other_debtors",
-    "residence_since",
-    "property",
-    "age",
-    "other_installment_plans",
-    "housing",
-    "existing_credits",
-    "job",
-    "people_liable",
-    "telephone",
-    "foreign_worker",
-    "credit",
+    *bundled.GERMAN_COLUMNS[_AT + 2 :],
 )
-# personal_status (A91 male: divorced/separated, A92 female: divorced/separated/married,
-# A93 male: single, A94 male: married/widowed, A95 female: single) split into its two parts.
-# Its marital parts differ by sex (women's A92 merges married with divorced), so the finest
-# marital status defined alike for both is single vs ever married.
 GERMAN_SEX = {"A91": "male", "A92": "female", "A93": "male", "A94": "male", "A95": "female"}
 GERMAN_EVER_MARRIED = "ever married"  # married, widowed, divorced or separated
 GERMAN_MARITAL = {

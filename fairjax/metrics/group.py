@@ -78,6 +78,25 @@ def _difference(r: np.ndarray) -> float:
     return float(r.max() - r.min())  # nan propagates
 
 
+def _worst_gap(
+    y_true: ArrayLike | None,
+    y_pred: ArrayLike,
+    sensitive: ArrayLike,
+    rates: tuple[str, ...],
+    ratio_of: str | None = None,
+) -> float:
+    """The worst case over `rates` of the two groups' gap: the largest difference, or with
+    `ratio_of` (the metric's name, for warnings) the smallest min/max ratio; nan if any
+    gap is nan."""
+    per_rate, labels = _two_group_rates(y_true, y_pred, sensitive, rates)
+    if ratio_of is None:
+        gaps, worst = [_difference(r) for r in per_rate], max
+    else:
+        gaps = [_ratio(r, rate, ratio_of, labels) for r, rate in zip(per_rate, rates, strict=True)]
+        worst = min
+    return float("nan") if any(np.isnan(g) for g in gaps) else worst(gaps)
+
+
 def selection_rates(
     y_true: ArrayLike | None, y_pred: ArrayLike, *, sensitive: ArrayLike
 ) -> dict[Any, float]:
@@ -114,8 +133,7 @@ def demographic_parity_difference(
     References:
       fairlearn `demographic_parity_difference`.
     """
-    (r,), _ = _two_group_rates(y_true, y_pred, sensitive, ("selection",))
-    return _difference(r)
+    return _worst_gap(y_true, y_pred, sensitive, ("selection",))
 
 
 def demographic_parity_ratio(
@@ -135,8 +153,7 @@ def demographic_parity_ratio(
     References:
       fairlearn `demographic_parity_ratio`; FADM, arXiv 2406.09495 (R_DP).
     """
-    (r,), labels = _two_group_rates(y_true, y_pred, sensitive, ("selection",))
-    return _ratio(r, "selection", "demographic_parity_ratio", labels)
+    return _worst_gap(y_true, y_pred, sensitive, ("selection",), "demographic_parity_ratio")
 
 
 def equal_opportunity_difference(
@@ -155,8 +172,7 @@ def equal_opportunity_difference(
     References:
       fairlearn `equal_opportunity_difference`; Hardt, Price, Srebro, NeurIPS 2016.
     """
-    (r,), _ = _two_group_rates(y_true, y_pred, sensitive, ("tpr",))
-    return _difference(r)
+    return _worst_gap(y_true, y_pred, sensitive, ("tpr",))
 
 
 def equal_opportunity_ratio(y_true: ArrayLike, y_pred: ArrayLike, *, sensitive: ArrayLike) -> float:
@@ -174,8 +190,7 @@ def equal_opportunity_ratio(y_true: ArrayLike, y_pred: ArrayLike, *, sensitive: 
     References:
       fairlearn `equal_opportunity_ratio`; FADM, arXiv 2406.09495 (R_EOp).
     """
-    (r,), labels = _two_group_rates(y_true, y_pred, sensitive, ("tpr",))
-    return _ratio(r, "tpr", "equal_opportunity_ratio", labels)
+    return _worst_gap(y_true, y_pred, sensitive, ("tpr",), "equal_opportunity_ratio")
 
 
 def equalized_odds_difference(
@@ -195,9 +210,7 @@ def equalized_odds_difference(
     References:
       fairlearn `equalized_odds_difference` (agg="worst_case"); Hardt et al., NeurIPS 2016.
     """
-    (tpr, fpr), _ = _two_group_rates(y_true, y_pred, sensitive, ("tpr", "fpr"))
-    d_tpr, d_fpr = _difference(tpr), _difference(fpr)
-    return float("nan") if np.isnan(d_tpr) or np.isnan(d_fpr) else max(d_tpr, d_fpr)
+    return _worst_gap(y_true, y_pred, sensitive, ("tpr", "fpr"))
 
 
 def equalized_odds_ratio(y_true: ArrayLike, y_pred: ArrayLike, *, sensitive: ArrayLike) -> float:
@@ -216,7 +229,4 @@ def equalized_odds_ratio(y_true: ArrayLike, y_pred: ArrayLike, *, sensitive: Arr
     References:
       fairlearn `equalized_odds_ratio` (agg="worst_case").
     """
-    (tpr, fpr), labels = _two_group_rates(y_true, y_pred, sensitive, ("tpr", "fpr"))
-    r_tpr = _ratio(tpr, "tpr", "equalized_odds_ratio", labels)
-    r_fpr = _ratio(fpr, "fpr", "equalized_odds_ratio", labels)
-    return float("nan") if np.isnan(r_tpr) or np.isnan(r_fpr) else min(r_tpr, r_fpr)
+    return _worst_gap(y_true, y_pred, sensitive, ("tpr", "fpr"), "equalized_odds_ratio")

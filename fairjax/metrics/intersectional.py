@@ -265,6 +265,21 @@ def _min_max_ratio(r: np.ndarray, labels: np.ndarray, rate: str, what: str) -> f
     return float(r.min() / mx)
 
 
+def _rate_of_groups(
+    y_true, y_pred, groups, rate, smoothing, group_values, what=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the inputs of a one-rate metric; returns (rates [G], group labels).
+
+    `what`: the metric's name when it needs at least two groups (FairjaxError otherwise).
+    """
+    _check_rate(rate)
+    s = _check_nonneg("smoothing", smoothing)
+    cells, labels = _prepare(y_true, y_pred, groups, group_values, (rate,))
+    if what is not None:
+        _require_two(labels, what)
+    return _rates(cells, rate, s, labels), labels
+
+
 # --- public metrics ---------------------------------------------------------------------------
 
 
@@ -474,10 +489,9 @@ def intersectional_fairness(
     w = _check_nonneg("alpha", alpha)
     if w > 1:
         raise FairjaxError(f"alpha must be in [0, 1] (the weight of the relative term); got {w}")
-    s = _check_nonneg("smoothing", smoothing)
-    cells, labels = _prepare(y_true, y_pred, groups, group_values, (rate,))
-    _require_two(labels, "intersectional_fairness")
-    r = _rates(cells, rate, s, labels)
+    r, labels = _rate_of_groups(
+        y_true, y_pred, groups, rate, smoothing, group_values, "intersectional_fairness"
+    )
     if np.isnan(r).any():
         return float("nan")
     value = (1.0 - w) * float(r.max() - r.min())
@@ -512,18 +526,13 @@ def worst_best_ratio(
       Ghosh, Genuit, Reagan, "Characterizing intersectional group fairness with worst-case
       comparisons", AIDBEI 2021 (min/max ratio over intersectional groups).
     """
-    _check_rate(rate)
-    s = _check_nonneg("smoothing", smoothing)
-    cells, labels = _prepare(y_true, y_pred, groups, group_values, (rate,))
-    _require_two(labels, "worst_best_ratio")
-    return _min_max_ratio(_rates(cells, rate, s, labels), labels, rate, "worst_best_ratio")
+    what = "worst_best_ratio"
+    r, labels = _rate_of_groups(y_true, y_pred, groups, rate, smoothing, group_values, what)
+    return _min_max_ratio(r, labels, rate, what)
 
 
 def _extreme_group(y_true, y_pred, groups, rate, smoothing, group_values, pick) -> GroupRate:
-    _check_rate(rate)
-    s = _check_nonneg("smoothing", smoothing)
-    cells, labels = _prepare(y_true, y_pred, groups, group_values, (rate,))
-    r = _rates(cells, rate, s, labels)
+    r, labels = _rate_of_groups(y_true, y_pred, groups, rate, smoothing, group_values)
     if np.isnan(r).any():
         return GroupRate(float("nan"), None)
     g = int(pick(r))
@@ -575,12 +584,7 @@ def best_group_rate(
     """Highest rate over groups and the group that has it (see `worst_group_rate`).
 
     Args:
-      y_true: [n] true labels in {0, 1}; may be None when rate="selection".
-      y_pred: [n] predicted labels in {0, 1}.
-      groups: [n] group ids or [n, k] sensitive columns (each distinct row is a group).
-      rate: "tpr", "selection" or "fpr".
-      smoothing: additive smoothing of the rates (see `group_rates`).
-      group_values: optional [G] ids (or [G, k] rows) of the groups to compare.
+      y_true, y_pred, groups, rate, smoothing, group_values: as in `worst_group_rate`.
 
     Returns:
       `GroupRate(rate, group)`; `GroupRate(nan, None)` with a warning if a rate is undefined.
