@@ -1,6 +1,6 @@
 """Intersectional augmentation under controlled under-representation (arXiv 2405.14521).
 
-    python -m experiments.intersectional_curve --preset quick   # COMPAS, 2 seeds, ~2 min
+    python -m experiments.intersectional_curve --preset quick   # COMPAS, 2 seeds, ~1 min
     python -m experiments.intersectional_curve --preset paper --out results/intersectional/curve
 
 The question: when a few intersectional groups have only n_g training rows, do rows
@@ -147,7 +147,7 @@ class CurveConfig:
 
 NAME = "intersectional_curve"
 PRESETS = {
-    # COMPAS, 2 seeds, two n_g, short fits: ~2 minutes on 2 cores (the test runs it).
+    # COMPAS, 2 seeds, two n_g, short fits: about a minute on 2 cores (the test runs it).
     "quick": CurveConfig(
         datasets=("compas",),
         seeds=(0, 1),
@@ -162,7 +162,7 @@ PRESETS = {
         eg_max_iter=5,
         n_bootstrap=200,
     ),
-    # Both data sets, 10 seeds, n_g in {25, 50, 100, 200, all}.
+    # Both data sets, 10 seeds, n_g in {25, 50, 100, 200, all}: 53 min on 2 shared cores.
     "paper": CurveConfig(),
 }
 
