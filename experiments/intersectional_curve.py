@@ -320,16 +320,6 @@ def ddpm_rows(
     return np.concatenate(xs), np.concatenate(gs), np.concatenate(ys), need
 
 
-def _with(rows: groups.GroupedRows, x, g, y, num_groups: int) -> groups.GroupedRows:
-    """`rows` plus extra encoded rows, re-sorted by cell."""
-    return groups.group_rows(
-        np.concatenate([np.asarray(rows.x), x]),
-        np.concatenate([np.asarray(rows.group), g]),
-        np.concatenate([np.asarray(rows.label), y]),
-        num_groups,
-    )
-
-
 def _eg_predict(key, x, y, g, cfg: CurveConfig):
     """fairlearn ExponentiatedGradient with TPR parity over the groups; x -> 0/1.
 
@@ -380,19 +370,19 @@ def run_cell(key, data, group, label, pool, val, test, small, n_g, cfg: CurveCon
     x_d, g_d, y_d, short = ddpm_rows(ddpm_key, data, train, group, small, counts, encoder, cfg)
     sources = {
         "real": real,
-        "duplicates": _with(
+        "duplicates": groups.append_rows(
             real,
             np.asarray(real.x)[dup],
             np.asarray(real.group)[dup],
             np.asarray(real.label)[dup],
             num_groups,
         ),
-        "ddpm": _with(real, x_d, g_d, y_d, num_groups),
+        "ddpm": groups.append_rows(real, x_d, g_d, y_d, num_groups),
     }
     for name in ("parents", "flipped"):
         gen_counts = np.where(models[name].can_generate(), counts, 0)
         x_s, g_s, y_s = models[name].generate(jax.random.fold_in(gen_key, 1), gen_counts)
-        sources[name] = _with(real, x_s, g_s, y_s, num_groups)
+        sources[name] = groups.append_rows(real, x_s, g_s, y_s, num_groups)
 
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     results = {}
@@ -496,6 +486,14 @@ DF_REFERENCES = (
 )
 
 
+def _metric_values(test: dict, small: list[int]) -> dict:
+    """The `METRICS` of one method's test record; the small groups' TPR from its per-group
+    TPRs."""
+    values = {col: test[col] for _, col, _ in METRICS if col in test}
+    values["small_groups_tpr"] = float(np.mean(np.asarray(test["group_tpr"])[small]))
+    return values
+
+
 def _interval(values: np.ndarray, boot: np.ndarray) -> tuple[float, float, float]:
     """(mean, 2.5%, 97.5%) of the seed mean; `boot` [B, S] resampled seed indices."""
     means = np.nanmean(values[boot], axis=1)
@@ -512,8 +510,7 @@ def summarise(records: list[dict], n_bootstrap: int) -> pd.DataFrame:
     long = pd.DataFrame(
         [
             {"dataset": r["dataset"], "seed": r["seed"], "n_g": str(c["n_g"]), "method": m}
-            | {col: res[col] for _, col, _ in METRICS[:-1]}
-            | {"small_groups_tpr": float(np.mean(np.asarray(res["group_tpr"])[r["small_groups"]]))}
+            | _metric_values(res, r["small_groups"])
             for r in records
             for c in r["cells"]
             for m, res in c["methods"].items()

@@ -235,6 +235,18 @@ def group_rows(x: ArrayLike, group: ArrayLike, label: ArrayLike, num_groups: int
     )
 
 
+def append_rows(
+    rows: GroupedRows, x: ArrayLike, group: ArrayLike, label: ArrayLike, num_groups: int
+) -> GroupedRows:
+    """`rows` plus the extra rows x [m, d], group [m], label [m], re-sorted by cell."""
+    return group_rows(
+        np.concatenate([np.asarray(rows.x), np.asarray(x, np.float32)]),
+        np.concatenate([np.asarray(rows.group), np.asarray(group)]),
+        np.concatenate([np.asarray(rows.label), np.asarray(label)]),
+        num_groups,
+    )
+
+
 def draw_rows(key: jax.Array, start: jax.Array, count: jax.Array, cells: jax.Array, n: int):
     """Indices of `n` rows drawn uniformly, with replacement, from a union of cells.
 

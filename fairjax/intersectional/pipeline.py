@@ -269,16 +269,15 @@ class IntersectionalModel:
                 f"group_proportions must be 'uniform' or 'data'; got {group_proportions!r}"
             )
         ok = self.can_generate()
-        label_p = np.array([1.0 - label_proportion, label_proportion])
-        if group_proportions == "uniform":
-            group_p = np.ones(self.num_groups)
-        else:
-            group_p = np.asarray(self.rows.count).sum(axis=1).astype(np.float64)
-        p = (group_p[:, None] * label_p[None, :]) * ok
-        if p.sum() <= 0:
-            raise FairjaxError("no (group, label) cell with positive probability can be generated")
+        group_p = np.ones(self.num_groups) if group_proportions == "uniform" else count.sum(1)
         cell_key, gen_key, perm_key = jax.random.split(key, 3)
         if labels is None:
+            label_p = np.array([1.0 - label_proportion, label_proportion])
+            p = (group_p[:, None] * label_p[None, :]) * ok
+            if p.sum() <= 0:
+                raise FairjaxError(
+                    "no (group, label) cell with positive probability can be generated"
+                )
             cells = np.asarray(
                 jax.random.choice(cell_key, p.size, (n,), p=jnp.asarray(p.reshape(-1) / p.sum()))
             )
@@ -286,16 +285,17 @@ class IntersectionalModel:
             cells = np.zeros(n, np.int64)
             for c in (0, 1):
                 rows = np.flatnonzero(labels == c)
+                if not len(rows):
+                    continue
                 col = group_p * ok[:, c]
-                if len(rows) and col.sum() <= 0:
+                if col.sum() <= 0:
                     raise FairjaxError(f"no group can generate rows with label {c}")
-                if len(rows):
-                    g_c = jax.random.choice(
-                        jax.random.fold_in(cell_key, c), self.num_groups, (len(rows),),
-                        p=jnp.asarray(col / col.sum()),
-                    )  # fmt: skip
-                    cells[rows] = 2 * np.asarray(g_c) + c
-        counts = np.bincount(cells, minlength=p.size).reshape(p.shape)
+                g_c = jax.random.choice(
+                    jax.random.fold_in(cell_key, c), self.num_groups, (len(rows),),
+                    p=jnp.asarray(col / col.sum()),
+                )  # fmt: skip
+                cells[rows] = 2 * np.asarray(g_c) + c
+        counts = np.bincount(cells, minlength=2 * self.num_groups).reshape(self.num_groups, 2)
         x, g, y = self.generate(gen_key, counts)
         frame = self.encoder.decode(x)
         bits = groups.group_bits(len(self.axes))[g]
@@ -304,12 +304,14 @@ class IntersectionalModel:
             frame[a.column] = frame[a.column].astype(str)
         frame[self.schema.label] = y.astype(np.int64)
         order = [c for c in self.schema.columns if c in frame.columns]
-        perm = np.asarray(jax.random.permutation(perm_key, n))
-        if labels is not None:  # generated row perm[i] of label labels[i], in perm order
+        if labels is None:
+            perm = np.asarray(jax.random.permutation(perm_key, n))
+        else:  # row i: one of the generated rows of label labels[i], shuffled within label
             perm = np.empty(n, np.int64)
             for c in (0, 1):
                 mine = np.flatnonzero(y == c)
-                perm[labels == c] = mine[np.asarray(jax.random.permutation(perm_key, len(mine)))]
+                shuffle = jax.random.permutation(jax.random.fold_in(perm_key, c), len(mine))
+                perm[labels == c] = mine[np.asarray(shuffle)]
         return frame[order].iloc[perm].reset_index(drop=True)
 
     def save(
@@ -592,12 +594,7 @@ def augmented_rows(
         np.asarray(model.rows.count), n, mode=mode, can_generate=model.can_generate()
     )
     x, g, y = model.generate(key, counts)
-    return groups.group_rows(
-        np.concatenate([np.asarray(model.rows.x), x]),
-        np.concatenate([np.asarray(model.rows.group), g]),
-        np.concatenate([np.asarray(model.rows.label), y]),
-        model.num_groups,
-    )
+    return groups.append_rows(model.rows, x, g, y, model.num_groups)
 
 
 def group_distinguishability(
