@@ -76,6 +76,7 @@ def test_roles_from_the_config_and_their_errors(scm):
         ("backend", "llm", "needs llm_url and llm_model"),
         ("effects", "ctfde,direct", r"unknown effect\(s\) \['direct'\]"),
         ("rounds", 0, "rounds must be >= 1"),
+        ("audit_model", "probit", "audit_model must be one of"),
         ("steps", 0, "steps must be a positive integer"),
     ],
 )
@@ -193,6 +194,8 @@ def test_cli_fit_and_sample(tmp_path, capsys):
             "rounds=1",
             "--set",
             "mode=fair",
+            "--set",
+            "audit_model=logistic",  # the default (auto) is covered by `fitted`
             "--quiet",
             "--out",
             str(out),

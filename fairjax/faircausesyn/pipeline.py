@@ -32,6 +32,7 @@ import jax
 import pandas as pd
 
 from fairjax import persist
+from fairjax.causal.nuisance import MODELS as AUDIT_MODELS
 from fairjax.data import TabularDataset
 from fairjax.errors import FairjaxError
 from fairjax.faircausesyn import llm, local, refine
@@ -98,6 +99,8 @@ class FairCauseSynConfig:
       rounds: maximum rounds of the refinement loop.
       rows_per_round: rows generated and audited per round (0: as many as the real data).
       audit_folds: cross-fitting folds of the audits.
+      audit_model: nuisance models of the audits (`fairjax.causal.decompose`'s `model`:
+        "auto" chooses per nuisance among logistic, MLP and gradient boosting).
       backend: "local" (the transformer of `local`) or "llm" (`llm_url`, `llm_model`).
       n_bins ... patience: `local.LocalConfig` of the local transformer.
       llm_url, llm_model, api_key_env: the OpenAI-compatible server; the key is read from
@@ -118,6 +121,7 @@ class FairCauseSynConfig:
     rounds: int = 5
     rows_per_round: int = 0
     audit_folds: int = 5
+    audit_model: str = "auto"
     backend: str = "local"
     n_bins: int = local.LocalConfig.n_bins
     d_model: int = local.LocalConfig.d_model
@@ -147,6 +151,10 @@ class FairCauseSynConfig:
         t = self.llm_timeout_s
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
             raise FairjaxError(f"llm_timeout_s must be a positive number of seconds, got {t!r}.")
+        if self.audit_model not in AUDIT_MODELS:
+            raise FairjaxError(
+                f"audit_model must be one of {list(AUDIT_MODELS)}, got {self.audit_model!r}."
+            )
         if self.rows_per_round < 0:
             raise FairjaxError(f"rows_per_round must be >= 0, got {self.rows_per_round!r}.")
         self.local_config()  # validates the local model's fields
@@ -404,7 +412,9 @@ def fit(
     """
     frame, roles = resolve_roles(dataset, config)
     audit_key, train_key, refine_key, example_key = jax.random.split(key, 4)
-    audit_fn = lambda k, f: refine.audit(k, f, roles, n_folds=config.audit_folds)
+    audit_fn = lambda k, f: refine.audit(
+        k, f, roles, model=config.audit_model, n_folds=config.audit_folds
+    )
     goal = refine.make_goal(audit_fn(audit_key, frame), **make_goal_options(config))
     n_rows = config.rows_per_round or len(frame)
     examples = None

@@ -155,7 +155,7 @@ def audit(
     frame: pd.DataFrame,
     roles: CausalRoles,
     *,
-    model: str = "logistic",
+    model: str = "auto",
     n_folds: int = 5,
 ) -> Measures:
     """The causal measures of `frame` (`fairjax.causal.decompose`): measure -> (value, sd)."""
