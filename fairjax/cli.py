@@ -485,6 +485,20 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show tracebacks on errors (anywhere on the line)"
     )
     parser.add_argument("--version", action="version", version=f"fairjax {__version__}")
+    group = parser.add_argument_group(
+        "several processes (hosts)",
+        "run one command as one program over the devices of several processes "
+        "(jax.distributed; see the README's multi-process section). Every process runs the "
+        "same command line; only process 0 writes files.",
+    )
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run, detecting the cluster (Slurm, Open MPI)",
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    group.add_argument("--num-processes", type=_positive_int, metavar="N")
+    group.add_argument("--process-id", type=int, metavar="I", help="0 ... N - 1")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("datasets", help="list the bundled data sets")
@@ -635,6 +649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = one_line
         try:
             _check_seed(getattr(args, "seed", None))
+            if args.distributed or args.coordinator is not None:
+                from fairjax import parallel
+
+                parallel.initialize(args.coordinator, args.num_processes, args.process_id)
             args.run(args)
         except FairjaxError as err:
             if debug:

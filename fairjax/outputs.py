@@ -8,6 +8,10 @@ temporary sibling and renamed; an existing folder is kept until the new one is c
 An existing target is refused with a `FairjaxError` unless `overwrite=True` (`--overwrite`
 on the command line). `check_target` runs the same checks up front, so a command can refuse
 a bad `--out` before it trains anything.
+
+In a run over several processes (`fairjax.parallel.initialize`) every process computes the
+same results, and only the main one writes them: the others run the same checks and write
+into a private temporary folder that is then deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from fairjax import parallel
 from fairjax.errors import FairjaxError
 
 
@@ -86,6 +91,10 @@ def atomic_file(
         differ, the error is raised after writing (the old file is kept).
     """
     path = check_target(path, overwrite=overwrite or keep_if_unchanged, arg=arg)
+    if not parallel.is_main_process():
+        with tempfile.TemporaryDirectory() as scratch:
+            yield Path(scratch) / path.name
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
@@ -139,6 +148,10 @@ def atomic_folder(
     back. On an exception the temporary folder is deleted and `path` is untouched.
     """
     path = check_target(path, overwrite=overwrite, kind="folder", arg=arg, replaceable=replaceable)
+    if not parallel.is_main_process():
+        with tempfile.TemporaryDirectory() as scratch:
+            yield Path(scratch)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     _default_mode(tmp, 0o777)

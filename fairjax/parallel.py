@@ -12,10 +12,19 @@ result: any ``n`` works and the rows are unchanged. A training batch cannot be p
 changing the loss, so its rows must divide by the device count; :func:`check_rows` says so
 before training starts, naming the batch size, the device count and the nearest valid sizes.
 On one device every function here is the identity or a no-op.
+
+Several processes (hosts). :func:`initialize` joins JAX's own multi-controller runtime
+(``jax.distributed``): every process runs the same program, ``jax.devices()`` then lists the
+devices of all processes, and the same mesh and shardings span them. Every process holds the
+full data; each batch's rows are split over the global mesh (so each process computes its
+devices' share and the gradients are all-reduced across processes), parameters come out
+replicated on every process, and :func:`shard_rows` returns its rows replicated too, so every
+process can read them. Only the main process (:func:`is_main_process`) should write files.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,6 +38,8 @@ __all__ = [
     "ROWS",
     "check_rows",
     "constrain_rows",
+    "initialize",
+    "is_main_process",
     "make_mesh",
     "padded_rows",
     "replicated",
@@ -37,6 +48,52 @@ __all__ = [
 ]
 
 ROWS = "rows"  # the one mesh axis
+
+
+def initialize(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> int:
+    """Join a multi-process run (``jax.distributed.initialize``); call before any JAX work.
+
+    With no arguments the cluster is detected from the environment (Slurm, Open MPI, Cloud
+    TPU; see JAX's documentation); otherwise give all three. On CPU the collectives across
+    processes use Gloo (``jax_cpu_collectives_implementation``).
+
+    Args:
+        coordinator: ``"host:port"`` of process 0.
+        num_processes: number of processes, >= 1.
+        process_id: this process's index in ``[0, num_processes)``.
+
+    Returns:
+        This process's index (``jax.process_index()``).
+
+    Raises:
+        FairjaxError: only some of the three arguments are given, or they are out of range.
+    """
+    given = [a is not None for a in (coordinator, num_processes, process_id)]
+    if any(given) and not all(given):
+        raise FairjaxError(
+            "give coordinator, num_processes and process_id together, or none of them (to "
+            f"detect the cluster); got coordinator={coordinator!r}, "
+            f"num_processes={num_processes!r}, process_id={process_id!r}."
+        )
+    if all(given) and not (
+        isinstance(num_processes, int) and num_processes >= 1 and 0 <= process_id < num_processes
+    ):
+        raise FairjaxError(
+            f"need num_processes >= 1 and 0 <= process_id < num_processes; got "
+            f"num_processes={num_processes!r}, process_id={process_id!r}."
+        )
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+    return jax.process_index()
+
+
+def is_main_process() -> bool:
+    """True in process 0 (and always in a single-process run): the one that writes files."""
+    return jax.process_index() == 0
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -134,7 +191,8 @@ def shard_rows(fn: Callable[..., jax.Array], mesh: Mesh) -> Callable[..., jax.Ar
     allowed) has a leading axis of ``n`` rows; they are padded to a multiple of the device
     count by repeating the last row, split with ``jax.shard_map``, and the padding is trimmed.
     Row ``i`` therefore gives the same result as ``jax.jit(fn)`` on one device, up to float
-    rounding, for any ``n``.
+    rounding, for any ``n``. On a mesh spanning several processes the result is replicated
+    on every device, so that every process can read all rows.
 
     Args:
         fn: ``(*args) -> [n, ...]``, row-wise.
@@ -145,7 +203,7 @@ def shard_rows(fn: Callable[..., jax.Array], mesh: Mesh) -> Callable[..., jax.Ar
     """
     spec = PartitionSpec(ROWS)
 
-    @jax.jit
+    @functools.partial(jax.jit, out_shardings=replicated(mesh) if mesh.is_multi_process else None)
     def sharded(*args: Any) -> jax.Array:
         n = jax.tree.leaves(args)[0].shape[0]
         padded = _pad_rows(args, n, padded_rows(n, mesh.size))

@@ -32,3 +32,36 @@ def run_on_host_devices(script: str, *, devices: int = 8, timeout: int = 120):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_processes(argv: list[str], *, processes: int = 2, devices: int = 2, timeout: int = 300):
+    """Run `fairjax <argv>` as one multi-process program: `processes` local processes with
+    `devices` forced host devices each, joined through a coordinator on a free local port
+    (`fairjax --coordinator ... --num-processes ... --process-id ...`). Returns the
+    processes' `subprocess.CompletedProcess`es, after all have ended."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_PLATFORMS="cpu",
+    )
+    joined = ["--coordinator", f"localhost:{port}", "--num-processes", str(processes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fairjax.cli", *joined, "--process-id", str(i), *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return results

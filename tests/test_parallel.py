@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from host_devices import run_on_host_devices
+from host_devices import run_on_host_devices, run_processes
 
 from fairjax import parallel, training
 from fairjax.errors import FairjaxError
@@ -129,3 +129,50 @@ def test_eight_devices_shard_rows_train_like_one_and_refuse_odd_batches():
         "divisible by 8 (e.g. 8 or 16), or make fewer devices visible (e.g. "
         "CUDA_VISIBLE_DEVICES=0)."
     )
+
+
+def test_initialize_needs_all_three_addresses_or_none():
+    with pytest.raises(FairjaxError, match="together, or none"):
+        parallel.initialize("localhost:1234", None, 0)
+    with pytest.raises(FairjaxError, match="0 <= process_id < num_processes"):
+        parallel.initialize("localhost:1234", 2, 2)
+
+
+# A tiny FADM on German; the same command line in every process, as a launcher runs it.
+_FIT = [
+    "fit", "--method", "fadm", "--data", "german", "--quiet", "--seed", "3",
+    "--set", "width=16", "--set", "num_blocks=1", "--set", "classifier_width=16",
+    "--set", "score_steps=40", "--set", "classifier_steps=40", "--set", "batch_size=64",
+    "--set", "meta=off",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_processes_fit_and_sample_like_one(tmp_path):
+    """`fairjax --coordinator ... fit/sample` over 2 processes x 2 host devices (one global
+    mesh of 4, Gloo collectives) equals the same commands in this single-device process, and
+    only process 0 writes."""
+    from fairjax.cli import main
+    from fairjax.fadm import load as load_fadm
+
+    spread, alone = tmp_path / "spread", tmp_path / "alone"
+    for i, proc in enumerate(run_processes([*_FIT, "--out", str(spread)])):
+        assert proc.returncode == 0, f"process {i}: {proc.stderr[-2000:]}"
+    assert main([*_FIT, "--out", str(alone)]) == 0
+    leaves = [jax.tree.leaves(load_fadm(p).params) for p in (spread, alone)]
+    for a, b in zip(*leaves, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "spread"]  # no strays
+
+    sample = ["sample", "--model", str(alone), "-n", "101", "--steps", "20", "--quiet"]
+    procs = run_processes([*sample, "--seed", "5", "--out", str(tmp_path / "spread.csv")])
+    assert all(p.returncode == 0 for p in procs), procs[0].stderr[-2000:]
+    assert main([*sample, "--seed", "5", "--out", str(tmp_path / "alone.csv")]) == 0
+    import pandas as pd
+
+    got, want = (pd.read_csv(tmp_path / f"{n}.csv") for n in ("spread", "alone"))
+    assert got.shape == want.shape == (101, want.shape[1])
+    numeric = want.select_dtypes("number").columns
+    np.testing.assert_allclose(got[numeric], want[numeric], rtol=1e-3, atol=1e-3)
+    other = want.columns.difference(numeric)
+    assert (got[other] == want[other]).to_numpy().mean() >= 0.99
