@@ -4,10 +4,10 @@
 
 Each method is fitted with a tiny configuration (a few steps, narrow networks: the rows it
 generates are meaningless, only their reproduction matters) and saved with the code of
-that commit, the last to write format 1. Beside each folder, `<name>.csv` holds the 16 rows
-it sampled with `jax.random.key(7)` then; `tests/test_persist.py` checks that today's
-`load` gives the same rows. The script is kept to show how the folders were made; it
-writes format 1 only when run with that commit's code.
+that commit, the last to write format 1. Beside the folders that `tests/test_persist.py`
+samples, `<name>.csv` holds the 16 rows it sampled with `jax.random.key(7)` then; that test
+checks that today's `load` gives the same rows. The script is kept to show how the folders
+were made; it writes format 1 only when run with that commit's code.
 """
 
 from __future__ import annotations
@@ -43,12 +43,15 @@ def tiny(config, **fields):
     return dataclasses.replace(config, **{k: v for k, v in fields.items() if k in names})
 
 
-def write(name, model, rows=True):
+SAMPLED = ("intersectional", "faircausesyn")
+
+
+def write(name, model):
     folder = HERE / name
     if folder.exists():
         shutil.rmtree(folder)
     model.save(folder)
-    if rows:
+    if name in SAMPLED:
         model.sample(KEY, ROWS).to_csv(HERE / f"{name}.csv", index=False)
 
 
@@ -102,7 +105,7 @@ def main():
     llm_config = dataclasses.replace(config, backend="llm", llm_url="http://x", llm_model="m")
     examples = data.frame.iloc[:8].reset_index(drop=True)
     llm_model = dataclasses.replace(model, config=llm_config, generator=None, examples=examples)
-    write("faircausesyn-llm", llm_model, rows=False)
+    write("faircausesyn-llm", llm_model)
     pd.DataFrame(examples).to_csv(HERE / "faircausesyn-llm.csv", index=False)
 
 
