@@ -427,9 +427,12 @@ def _from_files(model_cls: type, path: Path, files: dict[str, bytes]) -> Any:
     if meta["format_version"] == 1:
         files, meta = _upgrade_v1(path, files, meta)
     names = _field_names(model_cls)
+    listed, nested_methods = meta.get("arrays") or [], meta.get("nested") or {}
+    if not isinstance(listed, list) or not isinstance(nested_methods, dict):
+        raise FairjaxError(f"{path}: model.json's arrays or nested entry is malformed")
     needed = ["config.json", *(["encoder.json"] if "encoder" in names else [])]
     needed += ["params.msgpack"] if "params" in names else []
-    needed += [ARRAYS] if meta.get("arrays") else []
+    needed += [ARRAYS] if listed else []
     missing = [name for name in needed if name not in files]
     if missing:
         what = f"a complete saved {model_cls.method} model"
@@ -451,23 +454,20 @@ def _from_files(model_cls: type, path: Path, files: dict[str, bytes]) -> Any:
         raise FairjaxError(f"{path}: encoder.json or model.json is malformed ({e!r})") from None
     if "params" in names:
         core["params"] = _params_file(path, files)
-    arrays = _restore(path, files, ARRAYS) if meta.get("arrays") else {}
-    if sorted(arrays) != sorted(meta.get("arrays") or []):
-        listed = sorted(meta.get("arrays") or [])
-        raise FairjaxError(f"{path}: {ARRAYS} holds {sorted(arrays)}; model.json lists {listed}")
+    arrays = _restore(path, files, ARRAYS) if listed else {}
+    if not isinstance(arrays, dict) or sorted(arrays) != sorted(map(str, listed)):
+        found = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
+        raise FairjaxError(f"{path}: {ARRAYS} holds {found}; model.json lists {sorted(listed)}")
     nested = {}
-    for name, method in (meta.get("nested") or {}).items():
+    for name, method in nested_methods.items():
         sub_cls = getattr(model_cls, "nested_models", {}).get(name)
         if sub_cls is None:
             raise FairjaxError(f"{path}: model.json names an unknown nested model {name!r}")
-        if method is None:
-            nested[name] = None
-            continue
         prefix = f"{name}/"
         sub = {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix)}
-        if "model.json" not in sub:
+        if method is not None and "model.json" not in sub:
             raise FairjaxError(f"{path / name} is missing (a nested {method} model)")
-        nested[name] = _from_files(sub_cls, path / name, sub)
+        nested[name] = None if method is None else _from_files(sub_cls, path / name, sub)
     extras = Extras(info=info, arrays=arrays, nested=nested)
     try:
         if hasattr(model_cls, "_from_extras"):
@@ -475,12 +475,13 @@ def _from_files(model_cls: type, path: Path, files: dict[str, bytes]) -> Any:
         else:
             fields = _default_from_extras(model_cls, path, extras)
         model = model_cls(**core, **fields)
+        expected = model._param_shapes() if "params" in names else None
     except FairjaxError as e:
         raise FairjaxError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
     except (KeyError, TypeError, ValueError) as e:
         raise FairjaxError(f"{path}: model.json or {ARRAYS} is malformed ({e!r})") from None
-    if "params" in names:
-        check_param_shapes(path, model.params, model._param_shapes())
+    if expected is not None:
+        check_param_shapes(path, model.params, expected)
     return model
 
 
