@@ -601,9 +601,12 @@ def check_param_shapes(path: str | Path, params: Any, expected: Any) -> None:
 
 
 def plain(value: Any) -> Any:
-    """numpy scalars (and containers of them) as plain Python values for JSON."""
+    """numpy / jax scalars and arrays (and containers of them) as plain Python values
+    (arrays as nested lists) for JSON."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) > 0:
+        return np.asarray(value).tolist()
     return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value

@@ -195,3 +195,9 @@ def test_a_format_1_folder_with_a_malformed_model_json_is_named(tmp_path):
     rehash(folder)
     with pytest.raises(FairjaxError, match="format-1 intersectional folder, malformed"):
         load("intersectional", folder)
+
+
+def test_plain_makes_numpy_and_jax_values_json():
+    value = {"a": np.arange(3), "b": jax.numpy.ones(2), "c": np.float32(1.5), "d": (np.int64(2),)}
+    assert persist.plain(value) == {"a": [0, 1, 2], "b": [1.0, 1.0], "c": 1.5, "d": [2]}
+    assert type(persist.plain(value)["d"][0]) is int
