@@ -16,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+import chex
 import flax.serialization
 import jax
 import numpy as np
@@ -67,6 +68,9 @@ def test_format_1_folder_resaves_to_the_same_files_but_the_version(name, tmp_pat
             assert json.loads(before[file]) == {**meta, "format_version": 1}
         else:
             assert new[file] == before[file], file
+    back = load(name, tmp_path / "m")  # and format 2 loads back to the same fields
+    assert back.config == old(name).config and back.history == old(name).history
+    chex.assert_trees_all_equal(back.params, old(name).params)
 
 
 @pytest.mark.parametrize("name", SAMPLED)
