@@ -205,3 +205,12 @@ def test_plain_makes_numpy_and_jax_values_json():
     value = {"a": np.arange(3), "b": jax.numpy.ones(2), "c": np.float32(1.5), "d": (np.int64(2),)}
     assert persist.plain(value) == {"a": [0, 1, 2], "b": [1.0, 1.0], "c": 1.5, "d": [2]}
     assert type(persist.plain(value)["d"][0]) is int
+
+
+def test_a_faircausesyn_folder_without_its_local_model_is_refused(tmp_path):
+    folder = _saved("faircausesyn", tmp_path)
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "nested": {"local": None}}))
+    rehash(folder)
+    with pytest.raises(FairjaxError, match="local backend needs its transformer"):
+        load("faircausesyn", folder)

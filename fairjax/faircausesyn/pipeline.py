@@ -269,6 +269,12 @@ class FairCauseSynModel:
     config_cls = FairCauseSynConfig
     nested_models: ClassVar[dict[str, type]] = {"local": local.LocalRowModel}
 
+    def __post_init__(self):
+        if self.config.backend == "local" and self.generator is None:
+            raise FairjaxError("the local backend needs its transformer (local/), none given")
+        if self.config.backend == "llm" and self.examples is None:
+            raise FairjaxError("the llm backend needs its prompt examples, none given")
+
     @property
     def best(self) -> dict:
         """The log of the round whose state the model keeps."""
