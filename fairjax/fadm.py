@@ -242,6 +242,9 @@ class FADMModel:
     history: dict
     label_rate: float | None = None
 
+    method = "fadm"  # for `fairjax.persist` (class attributes, not fields)
+    config_cls = FADMConfig
+
     def sample(
         self,
         key: jax.Array,
@@ -351,19 +354,20 @@ class FADMModel:
     ) -> None:
         """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
         existing model folder, `provenance` goes to the manifest)."""
-        persist.save_model(self, path, method="fadm", overwrite=overwrite, provenance=provenance)
+        persist.save_model(self, path, overwrite=overwrite, provenance=provenance)
+
+    def _param_shapes(self) -> dict:
+        """The shapes `params` must have for this config and encoder (`fairjax.persist`)."""
+        dim = self.encoder.dim
+        modules = make_modules(self.config, dim, 2, len(self.sensitive_values))
+        names = ("score", "label", "sensitive")
+        return {n: nets.param_shapes(m, dim, ()) for n, m in zip(names, modules, strict=True)}
 
 
 def load(path: str | Path) -> FADMModel:
     """Read and verify a model written by `FADMModel.save` (whatever device it was trained
     on); parameters whose shapes do not fit the config are refused."""
-    model = persist.load_model(FADMModel, path, method="fadm", config_cls=FADMConfig)
-    dim = model.encoder.dim
-    modules = make_modules(model.config, dim, 2, len(model.sensitive_values))
-    names = ("score", "label", "sensitive")
-    expected = {n: nets.param_shapes(m, dim, ()) for n, m in zip(names, modules, strict=True)}
-    persist.check_param_shapes(path, model.params, expected)
-    return model
+    return persist.load_model(FADMModel, path)
 
 
 def _labels(key, n: int, labels, proportion: float) -> jax.Array:

@@ -1,19 +1,30 @@
-"""On-disk format shared by every fitted generator: a verified folder of JSON and msgpack.
+"""One on-disk format for every fitted generator: a verified folder of JSON and msgpack.
 
-    manifest.json   format version, method, fairjax / jax / flax versions, seed, a
-                    fingerprint of the training data (rows, columns, SHA-256) and the
-                    SHA-256 of every other file
+    manifest.json   format, method, fairjax / jax / flax versions, seed, a fingerprint of
+                    the training data (rows, columns, SHA-256) and the SHA-256 of every
+                    other file (those of nested models included)
     config.json     the method's hyperparameters (a flat dataclass)
-    encoder.json    the `TabularEncoder`
-    model.json      method name, format version, schema and method-specific facts
-    params.msgpack  the parameter pytree (Flax msgpack; host numpy arrays, so a model
-                    trained on a GPU loads on a CPU)
+    encoder.json    the `TabularEncoder` (models that have one)
+    model.json      method, format version, schema (models that have one), "info" (JSON
+                    facts: training history, marginals, roles, ...), the names of the extra
+                    arrays and of the nested models
+    params.msgpack  the parameter pytree (Flax msgpack of host numpy arrays, so a model
+                    trained on a GPU loads on a CPU; models that have parameters)
+    arrays.msgpack  extra named arrays (e.g. the training rows a model mixes), if any
+    NAME/           a nested model (e.g. FairCauseSyn's local transformer), written by the
+                    same code into a sub-folder; the top manifest covers its files
 
-Methods with other files (FairCauseSyn) write them through `write_folder` / `read_folder`,
-so every folder has a manifest and is checked the same way. The folder is built beside the
-target and renamed into place (`fairjax.outputs.atomic_folder`); loading checks every hash,
-the config's keys and values, and names the folder and the problem in one `FairjaxError`.
-Folders from before the manifest still load, with a warning that they are not verified.
+`save_model(model, path)` writes any model that follows the `Persistable` protocol (a
+frozen dataclass with class attributes `method` and `config_cls`, and optional hooks for
+info, arrays and nested models) and `load_model(model_cls, path)` reads it back. The folder
+is built beside the target and renamed into place (`fairjax.outputs.atomic_folder`); loading
+checks every hash, the config's keys and values and the parameter shapes the config implies
+(`_param_shapes`), and names the folder, the file and the problem in one `FairjaxError`.
+Saving the same model twice gives byte-identical folders (the manifest has no time stamp).
+
+Older folders still load: those without a manifest (with a warning that they are not
+verified) and those of format 1, whose per-method layouts (`_upgrade_v1`) are rearranged
+in memory into this one before the single read path runs.
 
 Never pickle: every file is data, none is code.
 """
@@ -22,11 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import flax.serialization
 import jax
@@ -37,9 +51,13 @@ from fairjax import outputs
 from fairjax.data import Schema, TabularEncoder
 from fairjax.errors import FairjaxError, FairjaxWarning
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # of model.json and the folder layout; 1 is still read (`_upgrade_v1`)
+READ_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+ARRAYS = "arrays.msgpack"
+CORE_FIELDS = ("config", "encoder", "schema", "params")
+# The files of a model with every core field and no extra arrays or nested models.
 FILES = ("config.json", "encoder.json", "model.json", "params.msgpack")
 
 
@@ -139,12 +157,11 @@ def read_manifest(path: str | Path) -> dict | None:
     return manifest
 
 
-def read_folder(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, bytes]:
+def read_folder(path: str | Path) -> dict[str, bytes]:
     """Every file of model folder `path` (relative path -> bytes), verified.
 
     With a manifest, each file it lists must exist and match its SHA-256; without one
-    (an older fairjax) a warning says the folder is not verified. Either way the files in
-    `required` must be present.
+    (an older fairjax) a warning says the folder is not verified.
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -174,9 +191,6 @@ def read_folder(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, b
                     "(truncated, edited or replaced)"
                 )
             files[name] = data
-    missing = [name for name in required if name not in files]
-    if missing:
-        raise FairjaxError(f"{path} is not a complete saved model: missing {missing}")
     return files
 
 
@@ -187,23 +201,17 @@ def _parse_json(path: Path, name: str, data: bytes) -> Any:
         raise FairjaxError(f"{path}: {name} is not valid JSON ({e})") from None
 
 
-def json_file(path: str | Path, files: dict[str, bytes], name: str) -> Any:
+def _json_file(path: str | Path, files: dict[str, bytes], name: str) -> Any:
     """File `name` of a folder read by `read_folder`, parsed as JSON (FairjaxError if not)."""
     if name not in files:
         raise FairjaxError(f"{path}: {name} is missing")
     return _parse_json(Path(path), name, files[name])
 
 
-def params_file(path: str | Path, files: dict[str, bytes], name: str = "params.msgpack") -> Any:
-    """The parameter pytree in file `name`, as jax arrays on the default device."""
-    if name not in files:
-        raise FairjaxError(f"{path}: {name} is missing")
-    try:
-        params = flax.serialization.msgpack_restore(files[name])
-    except Exception as e:  # msgpack raises several unrelated types on bad bytes
-        raise FairjaxError(f"{path}: {name} is not a readable parameter file ({e})") from None
-    leaves = jax.tree.leaves(params)
-    for leaf in leaves:
+def _params_file(path: str | Path, files: dict[str, bytes], name: str = "params.msgpack") -> Any:
+    """The parameter pytree in file `name`, finite, as jax arrays on the default device."""
+    params = _restore(Path(path), files, name)
+    for leaf in jax.tree.leaves(params):
         a = np.asarray(leaf)
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise FairjaxError(f"{path}: {name} holds non-finite (NaN or infinite) parameters")
@@ -272,41 +280,277 @@ def make_config(config_cls: type, values: Any, *, where: str) -> Any:
 # ------------------------------------------------------------- the common format
 
 
-def save(
+class Extras(NamedTuple):
+    """What a model folder holds besides the core fields (`CORE_FIELDS`).
+
+    Attributes:
+      info: JSON-serialisable facts, model.json's "info" (numpy scalars are made plain).
+      arrays: name -> host array, or a dict of name -> array; arrays.msgpack (dtypes and
+        shapes kept exactly; msgpack, never pickle).
+      nested: name -> a nested `Persistable` model, or None (none of that kind); each is
+        written by `save_model`'s own code into sub-folder `name/`.
+    """
+
+    info: dict
+    arrays: Mapping[str, Any] = MappingProxyType({})
+    nested: Mapping[str, Any] = MappingProxyType({})
+
+
+class Persistable(Protocol):
+    """A model that `save_model` writes and `load_model` reads: a frozen dataclass whose
+    fields are `config` (a `config_cls`), optionally `encoder`, `schema` and `params` (the
+    core), and others.
+
+    Class attributes:
+      method: the name recorded in the folder and checked on load.
+      config_cls: the dataclass of `config`.
+      nested_models: (optional) sub-folder name -> the `Persistable` class stored there.
+
+    Hooks (optional methods):
+      _extras(self) -> Extras: the non-core fields in saved form. Without it every other
+        field goes to "info" under its own name (`plain`).
+      _from_extras(cls, extras) -> dict: those fields' values, from the loaded `Extras`
+        (nested models already loaded). Without it they are read from "info" by name (lists
+        into fields annotated as tuples become tuples; a field with a default that an older
+        folder lacks keeps it). FairjaxError, KeyError, TypeError and ValueError raised here
+        are reported as a malformed folder.
+      _param_shapes(self) -> pytree of `jax.ShapeDtypeStruct` that `params` must match
+        (`jax.eval_shape` of the initialisation); required when the model has `params`.
+    """
+
+    method: ClassVar[str]
+    config_cls: ClassVar[type]
+
+
+def save_model(
+    model: Persistable,
     path: str | Path,
     *,
-    method: str,
-    config: Any,
-    encoder: TabularEncoder,
-    schema: Schema,
-    params: Any,
-    info: dict,
     overwrite: bool = False,
     provenance: dict | None = None,
 ) -> None:
-    """Write a fitted generator to folder `path` (atomically, with a manifest).
+    """Write `model` (see `Persistable`) to folder `path`, atomically, with a manifest.
 
     Args:
-      method: method name ("fadm", "vae", ...), checked again on load.
-      config: a dataclass of JSON-serialisable hyperparameters.
-      encoder: the fitted encoder.
-      schema: schema of the training data.
-      params: parameter pytree (nested dicts / lists of arrays).
-      info: method-specific JSON-serialisable facts (marginals, training history).
+      model: the fitted model.
+      path: the model folder; an existing one is refused unless `overwrite` (and even then
+        a non-empty folder that is not a fairjax model is refused).
       overwrite: replace an existing model folder (otherwise FairjaxError).
       provenance: seed and training-data fingerprint for the manifest (`provenance(...)`).
     """
-    model = {"method": method, "format_version": FORMAT_VERSION, "schema": schema.to_dict()}
-    host = jax.device_get(params)
-    if not all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(host)):
-        raise FairjaxError(f"{method} parameters are not finite (NaN or infinite); not saved")
-    files = {
-        "config.json": json.dumps(dataclasses.asdict(config), indent=2).encode(),
-        "encoder.json": json.dumps(encoder.to_dict()).encode(),
-        "model.json": json.dumps({**model, "info": info}, indent=2).encode(),
-        "params.msgpack": flax.serialization.msgpack_serialize(host),
+    files = _files(model)
+    write_folder(path, files, method=model.method, overwrite=overwrite, provenance=provenance)
+
+
+def _files(model: Persistable) -> dict[str, bytes]:
+    """The files of `model`'s folder (relative path -> bytes), nested models' under their
+    sub-folder; the same model always gives the same bytes."""
+    names = _field_names(type(model))
+    if "params" in names:  # checked first: a diverged fit is the likeliest failure
+        host = jax.device_get(model.params)
+        if not all(np.isfinite(np.asarray(a)).all() for a in jax.tree.leaves(host)):
+            raise FairjaxError(
+                f"{model.method} parameters are not finite (NaN or infinite); not saved"
+            )
+        params = flax.serialization.msgpack_serialize(host)
+    extras = model._extras() if hasattr(model, "_extras") else _default_extras(model)
+    meta: dict[str, Any] = {"method": model.method, "format_version": FORMAT_VERSION}
+    if "schema" in names:
+        meta["schema"] = model.schema.to_dict()
+    meta["info"] = plain(extras.info)
+    if extras.arrays:
+        meta["arrays"] = sorted(extras.arrays)
+    if extras.nested:
+        meta["nested"] = {k: None if m is None else m.method for k, m in extras.nested.items()}
+    files = {"config.json": json.dumps(dataclasses.asdict(model.config), indent=2).encode()}
+    if "encoder" in names:
+        files["encoder.json"] = json.dumps(model.encoder.to_dict()).encode()
+    files["model.json"] = json.dumps(meta, indent=2).encode()
+    if "params" in names:
+        files["params.msgpack"] = params
+    if extras.arrays:
+        arrays = {k: extras.arrays[k] for k in sorted(extras.arrays)}
+        host = jax.tree.map(np.asarray, jax.device_get(arrays))
+        files[ARRAYS] = flax.serialization.msgpack_serialize(host)
+    for name, sub in extras.nested.items():
+        if sub is not None:
+            files |= {f"{name}/{k}": v for k, v in _files(sub).items()}
+    return files
+
+
+def load_model(model_cls: type, path: str | Path) -> Any:
+    """Read and verify a `model_cls` (see `Persistable`) written by `save_model` (or by
+    an older fairjax, format 1 or without a manifest), whatever device it was trained on.
+
+    Raises:
+      FairjaxError naming the folder and what is wrong: not a model folder, another
+      method, a missing, edited or unreadable file, a bad config, or parameters whose
+      shapes do not fit the config.
+    """
+    path = Path(path)
+    check_method(path, model_cls.method)
+    return _from_files(model_cls, path, read_folder(path))
+
+
+def _field_names(model_cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(model_cls)}
+
+
+def _default_extras(model: Any) -> Extras:
+    fields = [f.name for f in dataclasses.fields(model) if f.name not in CORE_FIELDS]
+    return Extras(info={name: getattr(model, name) for name in fields})
+
+
+def _default_from_extras(model_cls: type, path: Path, extras: Extras) -> dict:
+    if not isinstance(extras.info, dict):
+        raise FairjaxError(f"{path}: model.json's info is not an object")
+    kwargs = {}
+    for f in dataclasses.fields(model_cls):
+        if f.name in CORE_FIELDS:
+            continue
+        if f.name not in extras.info:
+            if f.default is not dataclasses.MISSING:
+                continue  # a field added later: older folders keep its default
+            raise FairjaxError(f"{path}: model.json lacks {f.name!r}")
+        value = extras.info[f.name]
+        is_tuple = isinstance(value, list) and str(f.type).startswith("tuple")
+        kwargs[f.name] = tuple(value) if is_tuple else value
+    return kwargs
+
+
+def _from_files(model_cls: type, path: Path, files: dict[str, bytes]) -> Any:
+    """The one read path: a `model_cls` from its verified files (format 1 upgraded first)."""
+    meta = _json_file(path, files, "model.json")
+    found = _check_model_json(path, meta)
+    if found != model_cls.method:
+        raise FairjaxError(f"{path} holds a {found!r} model, not {model_cls.method!r}")
+    if meta["format_version"] == 1:
+        files, meta = _upgrade_v1(path, files, meta)
+    names = _field_names(model_cls)
+    listed, nested_methods = meta.get("arrays") or [], meta.get("nested") or {}
+    if not isinstance(listed, list) or not isinstance(nested_methods, dict):
+        raise FairjaxError(f"{path}: model.json's arrays or nested entry is malformed")
+    needed = ["config.json", *(["encoder.json"] if "encoder" in names else [])]
+    needed += ["params.msgpack"] if "params" in names else []
+    needed += [ARRAYS] if listed else []
+    missing = [name for name in needed if name not in files]
+    if missing:
+        what = f"a complete saved {model_cls.method} model"
+        raise FairjaxError(f"{path} is not {what}: missing {missing}")
+    core: dict[str, Any] = {
+        "config": make_config(
+            model_cls.config_cls, _json_file(path, files, "config.json"), where=str(path)
+        )
     }
-    write_folder(path, files, method=method, overwrite=overwrite, provenance=provenance)
+    try:
+        if "encoder" in names:
+            core["encoder"] = TabularEncoder.from_dict(_json_file(path, files, "encoder.json"))
+        if "schema" in names:
+            core["schema"] = Schema.from_dict(meta["schema"])
+        info = meta["info"]
+    except FairjaxError as e:
+        raise FairjaxError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise FairjaxError(f"{path}: encoder.json or model.json is malformed ({e!r})") from None
+    if "params" in names:
+        core["params"] = _params_file(path, files)
+    arrays = _restore(path, files, ARRAYS) if listed else {}
+    if not isinstance(arrays, dict) or sorted(arrays) != sorted(map(str, listed)):
+        found = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
+        raise FairjaxError(f"{path}: {ARRAYS} holds {found}; model.json lists {sorted(listed)}")
+    nested = {}
+    for name, method in nested_methods.items():
+        sub_cls = getattr(model_cls, "nested_models", {}).get(name)
+        if sub_cls is None:
+            raise FairjaxError(f"{path}: model.json names an unknown nested model {name!r}")
+        prefix = f"{name}/"
+        sub = {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix)}
+        if method is not None and "model.json" not in sub:
+            raise FairjaxError(f"{path / name} is missing (a nested {method} model)")
+        nested[name] = None if method is None else _from_files(sub_cls, path / name, sub)
+    extras = Extras(info=info, arrays=arrays, nested=nested)
+    try:
+        if hasattr(model_cls, "_from_extras"):
+            fields = model_cls._from_extras(extras)
+        else:
+            fields = _default_from_extras(model_cls, path, extras)
+        model = model_cls(**core, **fields)
+        expected = model._param_shapes() if "params" in names else None
+    except FairjaxError as e:
+        raise FairjaxError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise FairjaxError(f"{path}: model.json or {ARRAYS} is malformed ({e!r})") from None
+    if expected is not None:
+        check_param_shapes(path, model.params, expected)
+    return model
+
+
+def _restore(path: Path, files: dict[str, bytes], name: str) -> Any:
+    """The msgpack pytree in file `name` (host numpy arrays); FairjaxError if unreadable."""
+    if name not in files:
+        raise FairjaxError(f"{path}: {name} is missing")
+    try:
+        return flax.serialization.msgpack_restore(files[name])
+    except Exception as e:  # msgpack raises several unrelated types on bad bytes
+        what = "parameter" if name == "params.msgpack" else "msgpack"
+        raise FairjaxError(f"{path}: {name} is not a readable {what} file ({e})") from None
+
+
+def frame_to_json(frame: Any) -> dict:
+    """A small DataFrame as JSON ({"columns": [...], "rows": [[...], ...]}), for "info"."""
+    return {"columns": list(map(str, frame.columns)), "rows": plain(frame.to_numpy().tolist())}
+
+
+def frame_from_json(value: dict) -> Any:
+    """Inverse of `frame_to_json` (integers int64, floats float64, text object)."""
+    import pandas as pd
+
+    return pd.DataFrame(value["rows"], columns=value["columns"])
+
+
+def _upgrade_v1(path: Path, files: dict[str, bytes], meta: dict) -> tuple[dict, dict]:
+    """A format-1 folder's files and model.json, rearranged into format 2 (in memory).
+
+    Format 1 differed from 2 for three methods: "intersectional" packed its training rows
+    into params.msgpack ({"generator", "rows": {x, group, label}}) and kept bandwidths in
+    info; "faircausesyn" put roles, goal and rounds at model.json's top level, its local
+    model in local/ and its prompt examples in examples.csv; "faircausesyn-local" kept roles
+    and tokenizer in roles.json and tokenizer.json. The others only change the version.
+    """
+    files, meta = dict(files), {**meta, "format_version": 2}
+    method = meta["method"]
+    try:
+        if method == "intersectional":
+            packed = _restore(path, files, "params.msgpack")
+            info = dict(meta["info"])
+            bandwidths = np.asarray(info.pop("bandwidths"), np.float32)
+            rows = {k: packed["rows"][k] for k in ("group", "label", "x")}
+            files["params.msgpack"] = flax.serialization.msgpack_serialize(packed["generator"])
+            files[ARRAYS] = flax.serialization.msgpack_serialize(
+                {"bandwidths": bandwidths, "rows": rows}
+            )
+            meta = {**meta, "info": info, "arrays": ["bandwidths", "rows"]}
+        elif method == "faircausesyn":
+            info = {k: meta[k] for k in ("roles", "goal", "rounds")}
+            if "examples.csv" in files:
+                import pandas as pd
+
+                examples = pd.read_csv(io.BytesIO(files["examples.csv"]))
+                info["examples"] = frame_to_json(examples)
+            local = "faircausesyn-local" if "local/model.json" in files else None
+            meta = {**meta, "info": info, "nested": {"local": local}}
+        elif method == "faircausesyn-local":
+            info = {
+                "roles": _json_file(path, files, "roles.json"),
+                "tokenizer": _json_file(path, files, "tokenizer.json"),
+                "history": meta["history"],
+            }
+            meta = {**meta, "info": info}
+    except FairjaxError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise FairjaxError(f"{path}: a format-1 {method} folder, malformed ({e!r})") from None
+    return files, meta
 
 
 def read_method(path: str | Path) -> str:
@@ -324,10 +568,10 @@ def read_method(path: str | Path) -> str:
 def _check_model_json(path: Path, model: Any) -> str:
     if not isinstance(model, dict) or "method" not in model:
         raise FairjaxError(f"{path}: model.json does not name a method")
-    if model.get("format_version") != FORMAT_VERSION:
+    if model.get("format_version") not in READ_VERSIONS:
         raise FairjaxError(
             f"{path} has format version {model.get('format_version')}; "
-            f"this fairjax reads version {FORMAT_VERSION}"
+            f"this fairjax reads versions {', '.join(map(str, READ_VERSIONS))}"
         )
     return model["method"]
 
@@ -337,44 +581,6 @@ def check_method(path: str | Path, method: str) -> None:
     found = read_method(path)
     if found != method:
         raise FairjaxError(f"{path} holds a {found!r} model, not {method!r}")
-
-
-def read_model_json(path: str | Path, files: dict[str, bytes], method: str) -> dict:
-    """model.json of a verified folder, checked to be a `method` model of this format."""
-    model = json_file(path, files, "model.json")
-    found = _check_model_json(Path(path), model)
-    if found != method:
-        raise FairjaxError(f"{path} holds a {found!r} model, not {method!r}")
-    return model
-
-
-def load(path: str | Path, *, method: str, config_cls: type) -> dict:
-    """Read and verify a folder written by `save` for `method`.
-
-    Returns:
-      dict with "config" (a `config_cls`), "encoder", "schema", "params" (jax arrays,
-      on the default device), "info" and "manifest" (None for an older folder).
-    """
-    path = Path(path)
-    check_method(path, method)
-    files = read_folder(path, FILES)
-    model = read_model_json(path, files, method)
-    try:
-        encoder = TabularEncoder.from_dict(json_file(path, files, "encoder.json"))
-        schema = Schema.from_dict(model["schema"])
-        info = model["info"]
-    except FairjaxError as e:
-        raise FairjaxError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise FairjaxError(f"{path}: encoder.json or model.json is malformed ({e!r})") from None
-    return {
-        "config": make_config(config_cls, json_file(path, files, "config.json"), where=str(path)),
-        "encoder": encoder,
-        "schema": schema,
-        "params": params_file(path, files),
-        "info": info,
-        "manifest": read_manifest(path),
-    }
 
 
 def check_param_shapes(path: str | Path, params: Any, expected: Any) -> None:
@@ -394,52 +600,13 @@ def check_param_shapes(path: str | Path, params: Any, expected: Any) -> None:
             )
 
 
-CORE_FIELDS = ("config", "encoder", "schema", "params")
-
-
-def save_model(
-    model: Any,
-    path: str | Path,
-    *,
-    method: str,
-    overwrite: bool = False,
-    provenance: dict | None = None,
-) -> None:
-    """`save` for a model dataclass whose fields are `CORE_FIELDS` plus JSON-serialisable
-    others (marginals, history), which go to model.json's "info" under their field names."""
-    info = {
-        f.name: plain(getattr(model, f.name))
-        for f in dataclasses.fields(model)
-        if f.name not in CORE_FIELDS
-    }
-    core = {name: getattr(model, name) for name in CORE_FIELDS}
-    save(path, method=method, info=info, overwrite=overwrite, provenance=provenance, **core)
-
-
-def load_model(model_cls: type, path: str | Path, *, method: str, config_cls: type) -> Any:
-    """Inverse of `save_model`: rebuild `model_cls` from a saved folder (lists read back
-    into fields annotated as tuples become tuples; a field with a default that an older
-    folder lacks keeps its default)."""
-    saved = load(path, method=method, config_cls=config_cls)
-    kwargs = {name: saved[name] for name in CORE_FIELDS}
-    for f in dataclasses.fields(model_cls):
-        if f.name not in CORE_FIELDS:
-            if not isinstance(saved["info"], dict):
-                raise FairjaxError(f"{path}: model.json's info is not an object")
-            if f.name not in saved["info"]:
-                if f.default is not dataclasses.MISSING:
-                    continue  # a field added later: older folders keep its default
-                raise FairjaxError(f"{path}: model.json lacks {f.name!r}")
-            value = saved["info"][f.name]
-            is_tuple = isinstance(value, list) and str(f.type).startswith("tuple")
-            kwargs[f.name] = tuple(value) if is_tuple else value
-    return model_cls(**kwargs)
-
-
 def plain(value: Any) -> Any:
-    """numpy scalars (and containers of them) as plain Python values for JSON."""
+    """numpy / jax scalars and arrays (and containers of them) as plain Python values
+    (arrays as nested lists) for JSON."""
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) > 0:
+        return np.asarray(value).tolist()
     return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value

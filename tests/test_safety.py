@@ -429,11 +429,12 @@ def test_an_old_folder_with_garbage_params_is_refused(capsys, model, tmp_path):
 def test_saving_nan_parameters_is_refused(tmp_path):
     from fairjax import fadm
 
+    model = fadm.FADMModel(
+        config=fadm.FADMConfig(), encoder=None, schema=load_german().schema,
+        params={"w": np.array([np.nan])}, sensitive_values=(), sensitive_probs=(), history={},
+    )  # fmt: skip
     with pytest.raises(FairjaxError, match="not finite"):
-        persist.save(
-            tmp_path / "m", method="fadm", config=fadm.FADMConfig(), encoder=None,
-            schema=load_german().schema, params={"w": np.array([np.nan])}, info={},
-        )  # fmt: skip
+        persist.save_model(model, tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
 

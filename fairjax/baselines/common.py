@@ -1,7 +1,7 @@
 """What the joint baselines (VAE, GAN, DDPM, FairGAN) share: the joint encoding of a row,
 the heads that turn a network's raw output into a row, batches, chunked generation,
 sampling with a requested label proportion, and the fitted model's `sample` / `save` /
-`load` (`JointModel`, `load_model`).
+`load` (`JointModel`, a `fairjax.persist.Persistable`).
 
 The joint row. The baselines of FADM's Table 1 (arXiv 2406.09495) generate the label and
 the sensitive attribute(s) together with the features, so every baseline encodes
@@ -333,8 +333,9 @@ class JointModel:
     `FairGANModel`) inherit them.
 
     A subclass has the fields `config`, `encoder`, `schema`, `params` (and JSON-serialisable
-    others, see `persist.save_model`), sets the class attributes `method` (the registry name)
-    and `config_cls`, and defines `_sampler()` (its compiled sampler) and `_param_shapes()`.
+    others), sets the class attributes `method` (the registry name) and `config_cls`, and
+    defines `_sampler()` (its compiled sampler) and `_param_shapes()`: it is a
+    `persist.Persistable` with the default hooks.
     """
 
     method: str  # set by each subclass, not annotated there (not a dataclass field)
@@ -404,16 +405,4 @@ class JointModel:
     ) -> None:
         """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
         existing model folder, `provenance` goes to the manifest)."""
-        persist.save_model(
-            self, path, method=self.method, overwrite=overwrite, provenance=provenance
-        )
-
-
-def load_model(model_cls: type, path: str | Path) -> Any:
-    """Read a `model_cls` (a `JointModel`) written by its `save` and check its parameter
-    shapes against its config (FairjaxError naming the first that differs)."""
-    model = persist.load_model(
-        model_cls, path, method=model_cls.method, config_cls=model_cls.config_cls
-    )
-    persist.check_param_shapes(path, model.params, model._param_shapes())
-    return model
+        persist.save_model(self, path, overwrite=overwrite, provenance=provenance)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 import pandas as pd
 
-from fairjax import nets, parallel, sampling, sde, training
+from fairjax import nets, parallel, persist, sampling, sde, training
 from fairjax.baselines import common
 from fairjax.data import Schema, TabularDataset, TabularEncoder
 from fairjax.errors import FairjaxError
@@ -201,7 +201,7 @@ class DDPMModel(common.JointModel):
 
 def load(path: str | Path) -> DDPMModel:
     """Read and verify a model written by `DDPMModel.save` (parameter shapes included)."""
-    return common.load_model(DDPMModel, path)
+    return persist.load_model(DDPMModel, path)
 
 
 def make_module(config: DDPMConfig | NetSpec, dim: int) -> nets.TimeConditionedMLP:

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import nets
+from fairjax import nets, persist
 from fairjax.baselines import common, gan
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -296,7 +296,7 @@ class FairGANModel(common.JointModel):
 
 def load(path: str | Path) -> FairGANModel:
     """Read and verify a model written by `FairGANModel.save` (parameter shapes included)."""
-    return common.load_model(FairGANModel, path)
+    return persist.load_model(FairGANModel, path)
 
 
 def _s_block(encoder: TabularEncoder, schema: Schema) -> tuple[int, int]:

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fairjax import nets
+from fairjax import nets, persist
 from fairjax.baselines import common
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -295,7 +295,7 @@ class GANModel(common.JointModel):
 
 def load(path: str | Path) -> GANModel:
     """Read and verify a model written by `GANModel.save` (parameter shapes included)."""
-    return common.load_model(GANModel, path)
+    return persist.load_model(GANModel, path)
 
 
 @functools.lru_cache(maxsize=32)

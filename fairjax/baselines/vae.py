@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import nets, training
+from fairjax import nets, persist, training
 from fairjax.baselines import common
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -199,7 +199,7 @@ class VAEModel(common.JointModel):
 
 def load(path: str | Path) -> VAEModel:
     """Read and verify a model written by `VAEModel.save` (parameter shapes included)."""
-    return common.load_model(VAEModel, path)
+    return persist.load_model(VAEModel, path)
 
 
 @functools.lru_cache(maxsize=32)

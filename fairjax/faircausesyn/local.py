@@ -51,11 +51,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -68,8 +66,6 @@ from fairjax.faircausesyn.roles import CausalRoles
 from fairjax.faircausesyn.tokens import BOS, RowTokenizer, fit_tokenizer, segment_mask
 
 METHOD = "faircausesyn-local"
-FORMAT_VERSION = 1
-FILES = ("config.json", "roles.json", "tokenizer.json", "model.json", "params.msgpack")
 # Column groups of the causal order, as the sampler sees them.
 GROUP_X, GROUP_Z, GROUP_W, GROUP_Y = 0, 1, 2, 3
 
@@ -231,6 +227,9 @@ class LocalRowModel:
     params: Any
     history: dict
 
+    method = METHOD  # for `fairjax.persist` (class attributes, not fields)
+    config_cls = LocalConfig
+
     def sample(
         self,
         key: jax.Array,
@@ -297,26 +296,30 @@ class LocalRowModel:
             frame[column] = pd.Series(prefix[column].to_numpy()).astype(frame[column].dtype)
         return frame
 
-    def files(self) -> dict[str, bytes]:
-        """The saved form: config.json, roles.json, tokenizer.json, model.json (method,
-        format version, history) and params.msgpack (host arrays; never pickled)."""
-        model = {"method": METHOD, "format_version": FORMAT_VERSION, "history": self.history}
-        host = jax.device_get(self.params)
-        return {
-            "config.json": json.dumps(dataclasses.asdict(self.config), indent=2).encode(),
-            "roles.json": json.dumps(self.roles.to_dict(), indent=2).encode(),
-            "tokenizer.json": json.dumps(self.tokenizer.to_dict()).encode(),
-            "model.json": json.dumps(model, indent=2).encode(),
-            "params.msgpack": flax.serialization.msgpack_serialize(host),
-        }
-
     def save(
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
     ) -> None:
-        """Write `files()` to folder `path` with a manifest (see `fairjax.persist`)."""
-        persist.write_folder(
-            path, self.files(), method=METHOD, overwrite=overwrite, provenance=provenance
+        """Write the model to folder `path` with a manifest (see `fairjax.persist`): config,
+        roles, tokenizer and history in JSON, the parameters in msgpack (never pickled)."""
+        persist.save_model(self, path, overwrite=overwrite, provenance=provenance)
+
+    def _extras(self) -> persist.Extras:
+        info = {"roles": self.roles.to_dict(), "tokenizer": self.tokenizer.to_dict()}
+        return persist.Extras(info={**info, "history": self.history})
+
+    @classmethod
+    def _from_extras(cls, extras: persist.Extras) -> dict:
+        return dict(
+            roles=CausalRoles.from_dict(extras.info["roles"]),
+            tokenizer=RowTokenizer.from_dict(extras.info["tokenizer"]),
+            history=extras.info["history"],
         )
+
+    def _param_shapes(self) -> Any:
+        """The shapes `params` must have for this config and tokenizer."""
+        spec = _net_spec(self.config, self.tokenizer)
+        init = lambda key: nets.init_params(_module(spec), key, jnp.zeros(spec[1], jnp.int32))
+        return jax.eval_shape(init, jax.random.key(0))
 
     def _prefix_tokens(self, prefix: pd.DataFrame | None, n: int) -> tuple[np.ndarray, int]:
         """(forced tokens [n, n_cols] (0 beyond the prefix), number k of forced columns)."""
@@ -339,41 +342,9 @@ class LocalRowModel:
 
 
 def load_local(path: str | Path) -> LocalRowModel:
-    """Read and verify a model written by `LocalRowModel.save`."""
-    return from_files(path, persist.read_folder(path, FILES))
-
-
-def from_files(path: str | Path, files: dict[str, bytes]) -> LocalRowModel:
-    """Rebuild a model from its verified `files()` (read from folder `path`, named in errors)."""
-    path = Path(path)
-    missing = [f for f in FILES if f not in files]
-    if missing:
-        raise FairjaxError(f"{path} is not a saved {METHOD} model: missing {missing}.")
-    model = persist.json_file(path, files, "model.json")
-    if model.get("method") != METHOD or model.get("format_version") != FORMAT_VERSION:
-        raise FairjaxError(
-            f"{path} holds method {model.get('method')!r} version {model.get('format_version')}; "
-            f"expected {METHOD!r} version {FORMAT_VERSION}."
-        )
-    try:
-        roles = CausalRoles.from_dict(persist.json_file(path, files, "roles.json"))
-        tokenizer = RowTokenizer.from_dict(persist.json_file(path, files, "tokenizer.json"))
-        history = model["history"]
-    except FairjaxError as e:
-        raise FairjaxError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise FairjaxError(
-            f"{path}: roles.json, tokenizer.json or model.json is malformed ({e!r})"
-        ) from None
-    return LocalRowModel(
-        config=persist.make_config(
-            LocalConfig, persist.json_file(path, files, "config.json"), where=str(path)
-        ),
-        roles=roles,
-        tokenizer=tokenizer,
-        params=persist.params_file(path, files),
-        history=history,
-    )
+    """Read and verify a model written by `LocalRowModel.save`; parameters whose shapes do
+    not fit the config and tokenizer are refused."""
+    return persist.load_model(LocalRowModel, path)
 
 
 def fit_local(

@@ -22,11 +22,9 @@ Only the role columns (X, Z, W, Y) are generated; other columns are not modelled
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import pandas as pd
@@ -275,6 +273,16 @@ class FairCauseSynModel:
     generator: local.LocalRowModel | None
     examples: pd.DataFrame | None
 
+    method = METHOD  # for `fairjax.persist` (class attributes, not fields)
+    config_cls = FairCauseSynConfig
+    nested_models: ClassVar[dict[str, type]] = {"local": local.LocalRowModel}
+
+    def __post_init__(self):
+        if self.config.backend == "local" and self.generator is None:
+            raise FairjaxError("the local backend needs its transformer (local/), none given")
+        if self.config.backend == "llm" and self.examples is None:
+            raise FairjaxError("the llm backend needs its prompt examples, none given")
+
     @property
     def best(self) -> dict:
         """The log of the round whose state the model keeps."""
@@ -341,52 +349,32 @@ class FairCauseSynModel:
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
     ) -> None:
         """Write the model to folder `path` with a manifest (see `fairjax.persist`):
-        config.json, model.json (roles, goal, rounds), and the transformer under local/ or
-        the prompt examples as examples.csv. `overwrite` replaces an existing model folder."""
-        info = {
-            "method": METHOD,
-            "format_version": persist.FORMAT_VERSION,
-            "roles": self.roles.to_dict(),
-            "goal": self.goal.to_dict(),
-            "rounds": self.rounds,
-        }
-        files = {
-            "config.json": json.dumps(dataclasses.asdict(self.config), indent=2).encode(),
-            "model.json": json.dumps(persist.plain(info), indent=2).encode(),
-        }
-        if self.generator is not None:
-            files |= {f"local/{name}": data for name, data in self.generator.files().items()}
-        else:
-            files["examples.csv"] = self.examples.to_csv(index=False).encode()
-        persist.write_folder(path, files, method=METHOD, overwrite=overwrite, provenance=provenance)
+        config.json, model.json (roles, goal, rounds, and the prompt examples of the llm
+        backend), and the local transformer in sub-folder local/. `overwrite` replaces an
+        existing model folder."""
+        persist.save_model(self, path, overwrite=overwrite, provenance=provenance)
+
+    def _extras(self) -> persist.Extras:
+        info = {"roles": self.roles.to_dict(), "goal": self.goal.to_dict(), "rounds": self.rounds}
+        if self.examples is not None:
+            info["examples"] = persist.frame_to_json(self.examples)
+        return persist.Extras(info=info, nested={"local": self.generator})
+
+    @classmethod
+    def _from_extras(cls, extras: persist.Extras) -> dict:
+        examples = extras.info.get("examples")
+        return dict(
+            roles=CausalRoles.from_dict(extras.info["roles"]),
+            goal=refine.Goal.from_dict(extras.info["goal"]),
+            rounds=extras.info["rounds"],
+            generator=extras.nested.get("local"),
+            examples=None if examples is None else persist.frame_from_json(examples),
+        )
 
 
 def load(path: str | Path) -> FairCauseSynModel:
     """Read and verify a model written by `FairCauseSynModel.save`."""
-    path = Path(path)
-    persist.check_method(path, METHOD)
-    files = persist.read_folder(path, ("config.json", "model.json"))
-    info = persist.read_model_json(path, files, METHOD)
-    config = persist.make_config(
-        FairCauseSynConfig, persist.json_file(path, files, "config.json"), where=str(path)
-    )
-    generator = examples = None
-    try:
-        roles = CausalRoles.from_dict(info["roles"])
-        goal = refine.Goal.from_dict(info["goal"])
-        rounds = info["rounds"]
-        if config.backend == "local":
-            inner = {k[len("local/") :]: v for k, v in files.items() if k.startswith("local/")}
-            generator = local.from_files(path / "local", inner)
-        else:
-            if "examples.csv" not in files:
-                raise FairjaxError("examples.csv is missing")
-            examples = pd.read_csv(io.BytesIO(files["examples.csv"]))
-    except FairjaxError as e:
-        raise FairjaxError(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
-    except (KeyError, TypeError, ValueError) as e:
-        raise FairjaxError(f"{path}: model.json is malformed ({e!r})") from None
-    return FairCauseSynModel(config, roles, goal, rounds, generator, examples)
+    return persist.load_model(FairCauseSynModel, path)
 
 
 def fit(

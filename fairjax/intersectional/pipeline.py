@@ -29,7 +29,7 @@
    rows a user would get.
 
 Generated rows are mixtures of real rows, so a fitted model keeps the encoded training
-rows (in `params.msgpack`): treat a saved model as you would the training data.
+rows (in `arrays.msgpack`): treat a saved model as you would the training data.
 Encoded generated rows (`generate`) keep their categorical blocks as continuous mixtures:
 the downstream classifier consumes them directly, as in the authors' code; `sample`
 decodes them (argmax per block) into a table with the axis columns (their two labels) and
@@ -170,6 +170,9 @@ class IntersectionalModel:
     rows: groups.GroupedRows
     bandwidths: np.ndarray
     history: dict
+
+    method = METHOD  # for `fairjax.persist` (class attributes, not fields)
+    config_cls = IntersectionalConfig
 
     @property
     def num_groups(self) -> int:
@@ -318,53 +321,47 @@ class IntersectionalModel:
         self, path: str | Path, *, overwrite: bool = False, provenance: dict | None = None
     ) -> None:
         """Write the model to folder `path` (see `fairjax.persist`; `overwrite` replaces an
-        existing model folder, `provenance` goes to the manifest)."""
-        info = {
-            "axes": [a.to_dict() for a in self.axes],
-            "bandwidths": np.asarray(self.bandwidths, np.float64).tolist(),
-            "history": self.history,
-        }
-        params = {
-            "generator": self.params,
-            "rows": {
-                "x": np.asarray(self.rows.x),
-                "group": np.asarray(self.rows.group),
-                "label": np.asarray(self.rows.label),
-            },
-        }
-        persist.save(
-            path,
-            method=METHOD,
-            config=self.config,
-            encoder=self.encoder,
-            schema=self.schema,
-            params=params,
-            info=info,
-            overwrite=overwrite,
-            provenance=provenance,
+        existing model folder, `provenance` goes to the manifest): the axes and history in
+        model.json, the training rows (x, group, label) and bandwidths in arrays.msgpack."""
+        persist.save_model(self, path, overwrite=overwrite, provenance=provenance)
+
+    def _extras(self) -> persist.Extras:
+        rows = {"x": self.rows.x, "group": self.rows.group, "label": self.rows.label}
+        return persist.Extras(
+            info={"axes": [a.to_dict() for a in self.axes], "history": self.history},
+            arrays={"rows": rows, "bandwidths": np.asarray(self.bandwidths, np.float32)},
         )
+
+    @classmethod
+    def _from_extras(cls, extras: persist.Extras) -> dict:
+        axes = tuple(settings.Axis.from_dict(a) for a in extras.info["axes"])
+        raw = extras.arrays["rows"]
+        rows = groups.group_rows(raw["x"], raw["group"], raw["label"], 2 ** len(axes))
+        bandwidths = np.asarray(extras.arrays["bandwidths"], np.float32)
+        return dict(axes=axes, rows=rows, bandwidths=bandwidths, history=extras.info["history"])
+
+    def _param_shapes(self) -> Any:
+        """The shapes `params` must have for this config, encoder and axes."""
+        if self.rows.x.shape[1] != self.encoder.dim:
+            raise FairjaxError(
+                f"the saved rows have {self.rows.x.shape[1]} encoded columns; the encoder "
+                f"makes {self.encoder.dim}"
+            )
+        init = functools.partial(
+            generators.init_generator_params,
+            self.config.parameterisation,
+            num_sources=self.members.shape[1],
+            dim=self.encoder.dim,
+            num_groups=self.num_groups,
+            sharing=self.config.sharing,
+        )
+        return jax.eval_shape(init)
 
 
 def load(path: str | Path) -> IntersectionalModel:
-    """Read a model written by `IntersectionalModel.save`."""
-    saved = persist.load(path, method=METHOD, config_cls=IntersectionalConfig)
-    info = saved["info"]
-    axes = tuple(settings.Axis.from_dict(a) for a in info["axes"])
-    raw = saved["params"]["rows"]
-    gen = saved["params"]["generator"]
-    rows = groups.group_rows(
-        np.asarray(raw["x"]), np.asarray(raw["group"]), np.asarray(raw["label"]), 2 ** len(axes)
-    )
-    return IntersectionalModel(
-        config=saved["config"],
-        encoder=saved["encoder"],
-        schema=saved["schema"],
-        axes=axes,
-        params=gen,
-        rows=rows,
-        bandwidths=np.asarray(info["bandwidths"], np.float32),
-        history=info["history"],
-    )
+    """Read and verify a model written by `IntersectionalModel.save`; parameters whose
+    shapes do not fit the config are refused."""
+    return persist.load_model(IntersectionalModel, path)
 
 
 # --------------------------------------------------------------------------- fitting
