@@ -227,8 +227,11 @@ class FADMModel:
       params: {"score", "label", "sensitive"} parameter pytrees.
       sensitive_values: values of the first sensitive column, in classifier order.
       sensitive_probs: their training frequencies.
-      history: {"score", "label", "sensitive"} final training losses and whether
-        meta-learning was used, for the record.
+      history: {"score", "label", "sensitive"} final training losses (mean of the last
+        tenth of the steps; with meta-learning the MLDG objective), "meta" (whether
+        meta-learning was used), "domains", and "record": {network: `training.Record`
+        as a dict} with the curves of every metric ("loss", "grad_norm"; with
+        meta-learning also "loss_in" and "loss_out", the held-out-domain loss).
       label_rate: share of label 1 in the training rows, the default label proportion of
         `sample` (None in folders saved before it was recorded: then 0.5).
     """
@@ -463,7 +466,8 @@ def fit(
     modules = make_modules(config, dim, 2, num_z)
     init_keys = jax.random.split(key, 6)
     example = (jnp.zeros(dim), jnp.zeros(()))
-    params, history = {}, {"meta": use_meta, "domains": [str(v) for v in domain_values]}
+    params = {}
+    history = {"meta": use_meta, "domains": [str(v) for v in domain_values], "record": {}}
     jobs = [
         ("score", None, config.score_steps),
         ("label", y, config.classifier_steps),
@@ -473,7 +477,7 @@ def fit(
         step, optimizer = _step_fn(TrainSpec.of(config, modules[i], name, use_meta))
         init = nets.init_params(modules[i], init_keys[2 * i], *example)
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
-        state, losses = training.run(
+        state, record = training.run(
             init_keys[2 * i + 1],
             state,
             step,
@@ -484,7 +488,8 @@ def fit(
             desc=f"fadm {name}",
         )
         params[name] = state.params
-        history[name] = float(np.mean(losses[-max(1, steps // 10) :]))
+        history[name] = record.final["loss"]
+        history["record"][name] = record.to_dict()
     counts = np.bincount(z, minlength=len(z_values))
     return FADMModel(
         config=config,

@@ -204,14 +204,14 @@ def train(
     n_critic: int | None = None,
     progress: bool,
     desc: str,
-) -> tuple[Any, np.ndarray]:
+) -> tuple[Any, training.Record]:
     """`training.run` of `step` on random batches of the encoded rows `x` [n, dim].
 
     Batches are [batch_size, dim], or [n_critic, batch_size, dim] when `n_critic` is given
     (one batch per critic update of an adversarial step, split over devices on axis 1).
 
     Returns:
-      (final state, [num_steps, ...] logged values of each step).
+      (final state, the run's `training.Record`).
     """
     return training.run(
         key,
@@ -317,11 +317,10 @@ def order_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame[[c for c in schema.columns if c in frame.columns]]
 
 
-def mean_tail(losses: np.ndarray) -> float | list[float]:
-    """Mean of the last tenth of a loss history [steps] or [steps, k], for the record."""
-    tail = losses[-max(1, len(losses) // 10) :]
-    mean = np.mean(tail, axis=0)
-    return float(mean) if np.ndim(mean) == 0 else [float(v) for v in mean]
+def history(record: training.Record) -> dict:
+    """A fitted baseline's history: the mean of each metric over the last tenth of the steps
+    and, under "record", the whole `training.Record` as a dict."""
+    return {**record.final, "record": record.to_dict()}
 
 
 # ------------------------------------------------------------------------- fitted models

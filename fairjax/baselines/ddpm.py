@@ -278,7 +278,7 @@ def fit(
     params = nets.init_params(module, init_key, jnp.zeros(dim), jnp.zeros(()))
     decay_steps = config.steps if config.lr_schedule == "cosine" else None
     step, optimizer = _train_step(NetSpec.of(config), dim, config.lr, decay_steps)
-    state, losses = common.train(
+    state, record = common.train(
         train_key,
         training.init_train_state(params, optimizer),
         step,
@@ -289,5 +289,5 @@ def fit(
         desc="ddpm",
     )
     return DDPMModel(
-        config, encoder, dataset.schema, {"score": state.params}, {"loss": common.mean_tail(losses)}
+        config, encoder, dataset.schema, {"score": state.params}, common.history(record)
     )

@@ -266,7 +266,7 @@ def fit(
         "log_sigma": jnp.full(len(layout.numeric), np.log(0.1), jnp.float32),
     }
     step, optimizer = _train_step(NetSpec.of(config), layout, config.kl_weight, config.lr)
-    state, losses = common.train(
+    state, record = common.train(
         train_key,
         training.init_train_state(params, optimizer),
         step,
@@ -276,6 +276,4 @@ def fit(
         progress=progress,
         desc="vae",
     )
-    return VAEModel(
-        config, encoder, dataset.schema, state.params, {"loss": common.mean_tail(losses)}
-    )
+    return VAEModel(config, encoder, dataset.schema, state.params, common.history(record))
