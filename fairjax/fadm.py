@@ -227,8 +227,11 @@ class FADMModel:
       params: {"score", "label", "sensitive"} parameter pytrees.
       sensitive_values: values of the first sensitive column, in classifier order.
       sensitive_probs: their training frequencies.
-      history: {"score", "label", "sensitive"} final training losses and whether
-        meta-learning was used, for the record.
+      history: {"score", "label", "sensitive"} final training losses (mean of the last
+        tenth of the steps; with meta-learning the MLDG objective), "meta" (whether
+        meta-learning was used), "domains", and "record": {network: `training.Record`
+        as a dict} with the curves of every metric ("loss", "grad_norm"; with
+        meta-learning also "loss_in" and "loss_out", the held-out-domain loss).
       label_rate: share of label 1 in the training rows, the default label proportion of
         `sample` (None in folders saved before it was recorded: then 0.5).
     """
@@ -427,6 +430,7 @@ def fit(
     config: FADMConfig = PRESETS["paper"],
     domain: str | None = None,
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> FADMModel:
     """Train FADM's score net and its two classifiers on `dataset`.
 
@@ -436,6 +440,9 @@ def fit(
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       domain: domain column for meta-learning (default: the schema's domain).
       progress: show progress bars.
+      train_files: checkpoints, resume and CSV records of the three networks' training
+        (`training.TrainFiles`; networks "score", "label", "sensitive"). A resumed fit
+        gives the same parameters as an uninterrupted one.
 
     Returns:
       The fitted `FADMModel`.
@@ -467,17 +474,20 @@ def fit(
     modules = make_modules(config, dim, 2, num_z)
     init_keys = jax.random.split(key, 6)
     example = (jnp.zeros(dim), jnp.zeros(()))
-    params, history = {}, {"meta": use_meta, "domains": [str(v) for v in domain_values]}
+    params = {}
+    history = {"meta": use_meta, "domains": [str(v) for v in domain_values], "record": {}}
     jobs = [
         ("score", None, config.score_steps),
         ("label", y, config.classifier_steps),
         ("sensitive", z.astype(np.int32), config.classifier_steps),
     ]
+    files = training.TrainFiles() if train_files is None else train_files
     for i, (name, targets, steps) in enumerate(jobs):
-        step, optimizer = _step_fn(TrainSpec.of(config, modules[i], name, use_meta))
+        spec = TrainSpec.of(config, modules[i], name, use_meta)
+        step, optimizer = _step_fn(spec)
         init = nets.init_params(modules[i], init_keys[2 * i], *example)
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
-        state, losses = training.run(
+        state, record = training.run(
             init_keys[2 * i + 1],
             state,
             step,
@@ -486,9 +496,12 @@ def fit(
             num_steps=steps,
             progress=progress,
             desc=f"fadm {name}",
+            setting=" ".join(repr(spec).split()),
+            **files.options(name),
         )
         params[name] = state.params
-        history[name] = float(np.mean(losses[-max(1, steps // 10) :]))
+        history[name] = record.final["loss"]
+        history["record"][name] = record.to_dict()
     counts = np.bincount(z, minlength=len(z_values))
     return FADMModel(
         config=config,

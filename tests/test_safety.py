@@ -441,10 +441,10 @@ def test_saving_nan_parameters_is_refused(tmp_path):
 def test_diverged_training_names_the_network_and_step():
     def step_fn(state, batch, key):
         loss = jnp.where(state.step >= 4, jnp.nan, 1.0)
-        return state._replace(step=state.step + 1), loss
+        return state._replace(step=state.step + 1), {"loss": loss}
 
     state = training.TrainState(jnp.zeros((), jnp.int32), {}, ())
-    with pytest.raises(FairjaxError, match=r"'fadm score' diverged.* at step 5 of 9"):
+    with pytest.raises(FairjaxError, match=r"'fadm score' diverged: loss is nan at step 5 of 9"):
         training.run(
             jax.random.key(0), state, step_fn, lambda d, k: 0, num_steps=9, chunk_size=3,
             progress=False, desc="fadm score",

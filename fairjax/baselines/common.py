@@ -20,6 +20,7 @@ labels too rarely to finish within `max_oversample * n` generated rows, `Fairjax
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -204,14 +205,18 @@ def train(
     n_critic: int | None = None,
     progress: bool,
     desc: str,
-) -> tuple[Any, np.ndarray]:
+    config: Any,
+    train_files: training.TrainFiles | None = None,
+) -> tuple[Any, training.Record]:
     """`training.run` of `step` on random batches of the encoded rows `x` [n, dim].
 
     Batches are [batch_size, dim], or [n_critic, batch_size, dim] when `n_critic` is given
     (one batch per critic update of an adversarial step, split over devices on axis 1).
+    The network is called `desc` in `train_files` (its checkpoint subfolder and CSV
+    file); the fields of `config` (a dataclass) are part of the checkpoint fingerprint.
 
     Returns:
-      (final state, [num_steps, ...] logged values of each step).
+      (final state, the run's `training.Record`).
     """
     return training.run(
         key,
@@ -223,6 +228,8 @@ def train(
         progress=progress,
         desc=desc,
         row_axis=0 if n_critic is None else 1,
+        setting=dataclasses.asdict(config),
+        **(training.TrainFiles() if train_files is None else train_files).options(desc),
     )
 
 
@@ -317,11 +324,10 @@ def order_columns(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame[[c for c in schema.columns if c in frame.columns]]
 
 
-def mean_tail(losses: np.ndarray) -> float | list[float]:
-    """Mean of the last tenth of a loss history [steps] or [steps, k], for the record."""
-    tail = losses[-max(1, len(losses) // 10) :]
-    mean = np.mean(tail, axis=0)
-    return float(mean) if np.ndim(mean) == 0 else [float(v) for v in mean]
+def history(record: training.Record) -> dict:
+    """A fitted baseline's history: the mean of each metric over the last tenth of the steps
+    and, under "record", the whole `training.Record` as a dict."""
+    return {**record.final, "record": record.to_dict()}
 
 
 # ------------------------------------------------------------------------- fitted models

@@ -256,6 +256,7 @@ def fit(
     *,
     config: DDPMConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> DDPMModel:
     """Train the score net by denoising score matching on the joint rows of `dataset`.
 
@@ -264,6 +265,8 @@ def fit(
       dataset: training rows; the domain column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "ddpm").
 
     Returns:
       The fitted `DDPMModel`.
@@ -278,7 +281,7 @@ def fit(
     params = nets.init_params(module, init_key, jnp.zeros(dim), jnp.zeros(()))
     decay_steps = config.steps if config.lr_schedule == "cosine" else None
     step, optimizer = _train_step(NetSpec.of(config), dim, config.lr, decay_steps)
-    state, losses = common.train(
+    state, record = common.train(
         train_key,
         training.init_train_state(params, optimizer),
         step,
@@ -287,7 +290,9 @@ def fit(
         num_steps=config.steps,
         progress=progress,
         desc="ddpm",
+        config=config,
+        train_files=train_files,
     )
     return DDPMModel(
-        config, encoder, dataset.schema, {"score": state.params}, {"loss": common.mean_tail(losses)}
+        config, encoder, dataset.schema, {"score": state.params}, common.history(record)
     )

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import nets, persist
+from fairjax import nets, persist, training
 from fairjax.baselines import common, gan
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -175,7 +175,7 @@ def make_fairgan_step(
     gp_weight: float,
     fairness_weight: float,
 ) -> Callable:
-    """`step(state, real[n_critic, B, dim], key) -> (state, [wdist, d2_ce])`.
+    """`step(state, real[n_critic, B, dim], key) -> (state, {"wasserstein", "sensitive_ce"})`.
 
     Per real batch (n_critic of them), with G fixed: fake rows G(z, s) for the batch's s;
     one WGAN-GP update of D1 (real against fake rows) and one cross-entropy update of D2
@@ -245,7 +245,7 @@ def make_fairgan_step(
         new = FairGANState(
             state.step + 1, g_params, d1_params, d2_params, g_opt_state, d1_opt_state, d2_opt_state
         )
-        return new, metrics[-1]
+        return new, {"wasserstein": metrics[-1, 0], "sensitive_ce": metrics[-1, 1]}
 
     return step
 
@@ -261,7 +261,9 @@ class FairGANModel(common.JointModel):
       schema: schema of the training data.
       params: {"generator", "critic", "sensitive"} (G, D1, D2).
       sensitive_probs: training frequencies of s's categories, in one-hot order.
-      history: final mean D1 Wasserstein estimate and D2 cross-entropy, for the record.
+      history: "wasserstein" and "sensitive_ce", D1's Wasserstein estimate and D2's
+        cross-entropy averaged over the last tenth of the steps, and "record", the training
+        curve (`training.Record` as a dict).
     """
 
     config: FairGANConfig
@@ -354,6 +356,7 @@ def fit(
     *,
     config: FairGANConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> FairGANModel:
     """Train FairGAN on the joint rows [features, label, sensitive] of `dataset`.
 
@@ -363,6 +366,8 @@ def fit(
         column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "fairgan").
 
     Returns:
       The fitted `FairGANModel`.
@@ -395,7 +400,7 @@ def fit(
         d2_params,
         *(optimizer.init(p) for p in (g_params, d1_params, d2_params)),
     )
-    state, metrics = common.train(
+    state, record = common.train(
         train_key,
         state,
         step,
@@ -405,8 +410,9 @@ def fit(
         n_critic=config.n_critic,
         progress=progress,
         desc="fairgan",
+        config=config,
+        train_files=train_files,
     )
-    wdist, ce = common.mean_tail(metrics)
     probs = x[:, s_block[0] : s_block[1]].mean(axis=0)
     params = {"generator": state.g_params, "critic": state.d1_params, "sensitive": state.d2_params}
     return FairGANModel(
@@ -415,5 +421,5 @@ def fit(
         dataset.schema,
         params,
         tuple(float(p) for p in probs / probs.sum()),
-        {"wasserstein": wdist, "sensitive_ce": ce},
+        common.history(record),
     )

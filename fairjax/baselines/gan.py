@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fairjax import nets, persist
+from fairjax import nets, persist, training
 from fairjax.baselines import common
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -162,7 +162,8 @@ def make_wgan_gp_step(
     *,
     gp_weight: float,
 ) -> Callable:
-    """`step(state, real[n_critic, B, dim], key) -> (state, wdist)`: WGAN-GP Algorithm 1.
+    """`step(state, real[n_critic, B, dim], key) -> (state, {"wasserstein": wdist})`:
+    WGAN-GP Algorithm 1.
 
     Args:
       generate_fn: `(g_params, key) -> row[dim]`, one fake row.
@@ -172,8 +173,8 @@ def make_wgan_gp_step(
 
     Returns:
       The pure step: one critic update per real batch (n_critic of them, the generator
-      fixed), then one generator update on -E[D(G(z))] with the new critic. The second
-      output is the last critic update's Wasserstein estimate.
+      fixed), then one generator update on -E[D(G(z))] with the new critic. The metric
+      "wasserstein" is the last critic update's Wasserstein estimate.
 
     References:
       arXiv:1704.00028 Algorithm 1.
@@ -211,7 +212,7 @@ def make_wgan_gp_step(
         updates, g_opt_state = optimizer.update(grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
         new = GANState(state.step + 1, g_params, d_params, g_opt_state, d_opt_state)
-        return new, wdists[-1]
+        return new, {"wasserstein": wdists[-1]}
 
     return step
 
@@ -268,7 +269,8 @@ class GANModel(common.JointModel):
       encoder: the joint-row encoder [features, label, sensitive].
       schema: schema of the training data.
       params: {"generator", "critic"}.
-      history: final mean Wasserstein estimate of the critic, for the record.
+      history: "wasserstein", the critic's mean Wasserstein estimate over the last tenth
+        of the steps, and "record", the training curve (`training.Record` as a dict).
     """
 
     config: GANConfig
@@ -320,6 +322,7 @@ def fit(
     *,
     config: GANConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> GANModel:
     """Train the WGAN-GP on the joint rows [features, label, sensitive] of `dataset`.
 
@@ -328,6 +331,8 @@ def fit(
       dataset: training rows; the domain column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "gan").
 
     Returns:
       The fitted `GANModel`.
@@ -346,7 +351,7 @@ def fit(
         optimizer.init(g_params),
         optimizer.init(d_params),
     )
-    state, wdists = common.train(
+    state, record = common.train(
         train_key,
         state,
         step,
@@ -356,8 +361,8 @@ def fit(
         n_critic=config.n_critic,
         progress=progress,
         desc="gan",
+        config=config,
+        train_files=train_files,
     )
     params = {"generator": state.g_params, "critic": state.d_params}
-    return GANModel(
-        config, encoder, dataset.schema, params, {"wasserstein": common.mean_tail(wdists)}
-    )
+    return GANModel(config, encoder, dataset.schema, params, common.history(record))

@@ -218,7 +218,7 @@ class LocalRowModel:
       history: training record ("loss": mean next-token cross-entropy over the last tenth
         of the steps, in nats per token; "steps": optimizer steps run; with a validation
         split also "val_nll" (nats per token of the kept parameters), "best_step" and
-        "val_rows").
+        "val_rows"; "record": the `training.Record` of the run as a dict).
     """
 
     config: LocalConfig
@@ -389,7 +389,6 @@ def fit_local(
     n_val = round(config.val_fraction * len(tokens))
     order = np.argsort(np.asarray(jax.random.uniform(split_key, (len(tokens),))))
     val, train = tokens[order[:n_val]], tokens[order[n_val:]]
-    evals: list[float] = []
     eval_fn = None
     if n_val:
         nll = _compiled_log_likelihood(spec)
@@ -397,16 +396,15 @@ def fit_local(
 
         def eval_fn(state) -> float:
             # Mean held-out NLL per token (nats).
-            evals.append(-float(np.mean(nll(state.params, val, valid))) / val.shape[1])
-            return evals[-1]
+            return -float(np.mean(nll(state.params, val, valid))) / val.shape[1]
 
-    params, losses = _train(train_key, params, train, config, tokenizer, progress, eval_fn)
-    history = {"loss": _mean_tail(losses), "steps": len(losses)}
-    if evals:
-        best = int(np.argmin(evals))
-        history.update(
-            val_nll=evals[best], best_step=(best + 1) * config.eval_every, val_rows=n_val
-        )
+    params, record = _train(train_key, params, train, config, tokenizer, progress, eval_fn)
+    history = {"loss": record.final["loss"], "steps": record.num_steps}
+    if n_val:
+        best = record.eval_scores[record.eval_steps == record.best_step]
+        val_nll = float(best[0]) if len(best) else float("nan")  # nan: no score was finite
+        history.update(val_nll=val_nll, best_step=record.best_step, val_rows=n_val)
+    history["record"] = record.to_dict()
     return LocalRowModel(config, roles, tokenizer, params, history)
 
 
@@ -579,7 +577,9 @@ def _batch_fn(batch_size: int):
     return batch_fn
 
 
-def _train(key, params, tokens, config, tokenizer, progress, eval_fn) -> tuple[Any, np.ndarray]:
+def _train(
+    key, params, tokens, config, tokenizer, progress, eval_fn
+) -> tuple[Any, training.Record]:
     step, optimizer = _train_step(
         _net_spec(config, tokenizer),
         tokenizer.sizes,
@@ -591,7 +591,7 @@ def _train(key, params, tokens, config, tokenizer, progress, eval_fn) -> tuple[A
     n_pad = max(1024, 1 << int(np.ceil(np.log2(len(tokens)))))
     padded = np.zeros((n_pad, tokens.shape[1]), np.int32)
     padded[: len(tokens)] = tokens
-    state, losses = training.run(
+    state, record = training.run(
         key,
         training.init_train_state(params, optimizer),
         step,
@@ -604,7 +604,7 @@ def _train(key, params, tokens, config, tokenizer, progress, eval_fn) -> tuple[A
         eval_fn=eval_fn,
         patience=config.patience,
     )
-    return state.params, losses
+    return state.params, record
 
 
 def _groups(roles: CausalRoles) -> np.ndarray:
@@ -616,10 +616,6 @@ def _groups(roles: CausalRoles) -> np.ndarray:
 def _padded(n: int) -> int:
     """Rows per compiled call: a power of two >= 256, so nearby n share compiled code."""
     return max(256, 1 << int(np.ceil(np.log2(n))))
-
-
-def _mean_tail(losses: np.ndarray) -> float:
-    return float(np.mean(losses[-max(1, len(losses) // 10) :]))
 
 
 def _check_guidance(guidance: Any) -> np.ndarray:

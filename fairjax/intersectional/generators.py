@@ -415,7 +415,8 @@ def _compiled_chunk(parameterisation, sharing, beta, batch_size, min_rows, lr, c
     @jax.jit
     def chunk(state: training.TrainState, data: GeneratorData, key: jax.Array):
         def body(state, i):
-            return step_fn(state, data, jax.random.fold_in(key, i))
+            state, metrics = step_fn(state, data, jax.random.fold_in(key, i))
+            return state, metrics["loss"]
 
         return jax.lax.scan(body, state, state.step + jnp.arange(chunk_steps))
 
