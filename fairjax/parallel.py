@@ -12,6 +12,9 @@ result: any ``n`` works and the rows are unchanged. A training batch cannot be p
 changing the loss, so its rows must divide by the device count; :func:`check_rows` says so
 before training starts, naming the batch size, the device count and the nearest valid sizes.
 On one device every function here is the identity or a no-op.
+
+Row buckets. Tables and sampling requests are padded to power-of-two row counts
+(:func:`bucket_rows`, :func:`zero_pad_rows`) so that nearby sizes share compiled code.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fairjax.errors import FairjaxError
 
 __all__ = [
     "ROWS",
+    "bucket_rows",
     "check_rows",
     "constrain_rows",
     "make_mesh",
@@ -34,6 +38,7 @@ __all__ = [
     "replicated",
     "row_sharding",
     "shard_rows",
+    "zero_pad_rows",
 ]
 
 ROWS = "rows"  # the one mesh axis
@@ -72,6 +77,23 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def padded_rows(n: int, num_devices: int) -> int:
     """The smallest multiple of ``num_devices`` that is ``>= n`` (rows after padding)."""
     return -(-n // num_devices) * num_devices
+
+
+def bucket_rows(n: int, *, minimum: int) -> int:
+    """Rows of a compiled shape for ``n`` rows: the power of two ``>= max(n, minimum)``.
+
+    Padding training tables and sampling chunks to these sizes lets nearby ``n`` share
+    compiled code (at most twice the rows, and none below ``minimum``).
+    """
+    return max(int(minimum), 1 << (int(n) - 1).bit_length())
+
+
+def zero_pad_rows(a: np.ndarray, *, minimum: int = 1024) -> np.ndarray:
+    """``a`` [n, ...] followed by zero rows up to ``bucket_rows(n, minimum=minimum)`` rows,
+    same dtype; the padding rows are for shapes only (training never draws them)."""
+    out = np.zeros((bucket_rows(len(a), minimum=minimum), *a.shape[1:]), a.dtype)
+    out[: len(a)] = a
+    return out
 
 
 def check_rows(batch: Any, num_devices: int, *, axis: int = 0, what: str = "training") -> None:
