@@ -234,8 +234,11 @@ def cmd_fit(args) -> None:
     outputs.check_target(
         args.out, overwrite=args.overwrite, kind="folder", replaceable=persist.replaceable
     )
+    files = _train_files(args, method)
     data = _load_args(args)
-    model = method.fit(jax.random.key(args.seed), data, config=config, progress=not args.quiet)
+    model = method.fit(
+        jax.random.key(args.seed), data, config=config, progress=not args.quiet, **files
+    )
     model.save(
         args.out,
         overwrite=args.overwrite,
@@ -245,6 +248,31 @@ def cmd_fit(args) -> None:
         f"fitted {args.method} ({args.preset}) on {data.name} ({len(data)} rows); "
         f"saved to {args.out}"
     )
+
+
+def _train_files(args, method) -> dict:
+    """`fit`'s train_files keyword from --checkpoint-dir/--checkpoint-every/--resume/--log-dir
+    ({} without them); FairjaxError for a method whose fit cannot take them."""
+    import inspect
+
+    from fairjax import training
+
+    given = [f"--{n.replace('_', '-')}" for n in TRAIN_FILE_ARGS if getattr(args, n)]
+    if not given:
+        return {}
+    if "train_files" not in inspect.signature(method.fit).parameters:
+        raise FairjaxError(
+            f"--method {args.method} cannot checkpoint, resume or log its training "
+            f"({', '.join(given)}); these work for methods trained by fairjax.training.run: "
+            "fadm, vae, gan, ddpm, fairgan"
+        )
+    if (args.resume or args.checkpoint_every) and not args.checkpoint_dir:
+        raise FairjaxError("--resume and --checkpoint-every need --checkpoint-dir DIR")
+    values = {n: getattr(args, n) for n in TRAIN_FILE_ARGS}
+    return {"train_files": training.TrainFiles(**values, overwrite=args.overwrite)}
+
+
+TRAIN_FILE_ARGS = ("checkpoint_dir", "checkpoint_every", "resume", "log_dir")
 
 
 def cmd_sample(args) -> None:
@@ -561,7 +589,17 @@ def build_parser(fit_method: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help=f"0 .. {MAX_SEED}")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="folder to save the model to (must not exist)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing model folder (without --resume: checkpoints, logs too)",
+    )
+    p.add_argument("--checkpoint-dir", help="save training checkpoints here (per network)")
+    p.add_argument(
+        "--checkpoint-every", type=_positive_int, help="steps between checkpoints (default 1000)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    p.add_argument("--log-dir", help="write each network's training record as DIR/NAME.csv")
     p.set_defaults(run=cmd_fit)
 
     p = sub.add_parser("sample", help="generate rows from a saved model")

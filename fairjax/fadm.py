@@ -426,6 +426,7 @@ def fit(
     config: FADMConfig = PRESETS["paper"],
     domain: str | None = None,
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> FADMModel:
     """Train FADM's score net and its two classifiers on `dataset`.
 
@@ -435,6 +436,9 @@ def fit(
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       domain: domain column for meta-learning (default: the schema's domain).
       progress: show progress bars.
+      train_files: checkpoints, resume and CSV records of the three networks' training
+        (`training.TrainFiles`; networks "score", "label", "sensitive"). A resumed fit
+        gives the same parameters as an uninterrupted one.
 
     Returns:
       The fitted `FADMModel`.
@@ -473,8 +477,10 @@ def fit(
         ("label", y, config.classifier_steps),
         ("sensitive", z.astype(np.int32), config.classifier_steps),
     ]
+    files = training.TrainFiles() if train_files is None else train_files
     for i, (name, targets, steps) in enumerate(jobs):
-        step, optimizer = _step_fn(TrainSpec.of(config, modules[i], name, use_meta))
+        spec = TrainSpec.of(config, modules[i], name, use_meta)
+        step, optimizer = _step_fn(spec)
         init = nets.init_params(modules[i], init_keys[2 * i], *example)
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
         state, record = training.run(
@@ -486,6 +492,8 @@ def fit(
             num_steps=steps,
             progress=progress,
             desc=f"fadm {name}",
+            setting=" ".join(repr(spec).split()),
+            **files.options(name),
         )
         params[name] = state.params
         history[name] = record.final["loss"]

@@ -12,8 +12,13 @@ do not divide by the device count is refused before the first step.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -23,7 +28,7 @@ import optax
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from fairjax import parallel
+from fairjax import outputs, parallel
 from fairjax.errors import FairjaxError
 from fairjax.meta import MetaState
 
@@ -56,7 +61,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation) ->
         loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         return TrainState(state.step + 1, params, opt_state), metrics
 
     return step
@@ -163,6 +168,12 @@ def run(
     patience: int | None = None,
     row_axis: int = 0,
     log_every: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    setting: Any = None,
+    log_file: str | os.PathLike | None = None,
 ) -> tuple[Any, Record]:
     """Run `num_steps` steps of `step_fn` on batches drawn by `batch_fn` from `data`.
 
@@ -196,6 +207,21 @@ def run(
       row_axis: the batch (row) axis of every leaf of a batch, e.g. 1 for
         `[n_critic, batch_size, dim]` batches.
       log_every: steps per logged window of the record (default `chunk_size`).
+      checkpoint_dir: folder of the run's checkpoint, `checkpoint.npz` (None: none). It
+        holds the whole loop state (state, best state, score and step, chunks since the
+        best, the per-step metrics so far) and a fingerprint of the run; it is replaced
+        atomically every `checkpoint_every` steps and when the run ends.
+      checkpoint_every: steps between checkpoints, a multiple of `chunk_size` (default
+        10 chunks).
+      resume: continue from the checkpoint in `checkpoint_dir` where there is one (else
+        start afresh): the result is bit-identical to an uninterrupted run. A checkpoint
+        of a finished run returns its result at once.
+      overwrite: with `resume=False`, start afresh over an existing checkpoint and
+        `log_file` (otherwise they are refused).
+      setting: JSON-serialisable facts the step depends on that the state's shapes do
+        not show (hyperparameters, e.g. the config), part of the fingerprint.
+      log_file: CSV file of the record (`Record.to_csv`), written atomically at every
+        checkpoint and at the end.
 
     Returns:
       (final or, with `eval_fn`, best state, `Record` of the run).
@@ -205,7 +231,9 @@ def run(
         metric and the step; `step_fn`'s metrics are not a dict of scalars; `chunk_size`
         or `log_every` is not a positive integer; or, before any step, the batch rows do
         not divide by the device count (the message names the batch size and the sizes
-        that would).
+        that would); a checkpoint option is invalid, a checkpoint or log file exists
+        without `resume` / `overwrite`, or the checkpoint to resume is of another run
+        (the message names what differs).
     """
     chunk_size = _positive("chunk_size", chunk_size)
     log_every = chunk_size if log_every is None else _positive("log_every", log_every)
@@ -214,11 +242,30 @@ def run(
         batch = jax.eval_shape(batch_fn, data, key)
         parallel.check_rows(batch, mesh.size, axis=row_axis, what=f"training of {desc!r}")
     chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, mesh, row_axis)
-    values: dict[str, list[np.ndarray]] = {}
-    evals: list[tuple[int, float]] = []
-    best, best_score, best_step, since_best = state, np.inf, 0, 0
-    with tqdm(total=num_steps, desc=desc, disable=not progress, leave=False) as bar:
-        for start in range(0, num_steps, chunk_size):
+    ckpt = _Checkpoints.open(
+        checkpoint_dir, checkpoint_every, chunk_size, resume=resume, overwrite=overwrite
+    )
+    if log_file is not None:
+        outputs.check_target(log_file, overwrite=resume or overwrite, arg="log_file")
+    loop = _Loop(state, state, np.inf, 0, 0, 0, False, {}, [])  # a fresh start
+    if ckpt is not None:
+        fingerprint = _fingerprint(
+            key, state, batch_fn, data, num_steps, chunk_size, eval_fn, patience, setting
+        )
+        if resume:
+            loop = ckpt.load(fingerprint, state) or loop
+
+    def record() -> Record:
+        values = {name: np.concatenate(v) for name, v in loop.values.items()}
+        best_step = loop.best_step if eval_fn is not None else None
+        return _record(values, log_every, loop.evals, best_step)
+
+    state, best, best_score, best_step, since_best = loop[:5]
+    values, evals = loop.values, loop.evals
+    with tqdm(
+        total=num_steps, initial=loop.step, desc=desc, disable=not progress, leave=False
+    ) as bar:
+        for start in range(loop.step, num_steps if not loop.done else 0, chunk_size):
             n = min(chunk_size, num_steps - start)
             state, metrics = chunk(state, data, key, start, jnp.arange(chunk_size) < n)
             metrics = {name: np.asarray(v[:n]) for name, v in metrics.items()}
@@ -227,19 +274,232 @@ def run(
                 values.setdefault(name, []).append(v)
             bar.set_postfix({name: f"{float(v.mean()):.4f}" for name, v in metrics.items()})
             bar.update(n)
-            if eval_fn is None:
-                continue
-            score = float(eval_fn(state))
-            evals.append((start + n, score))
-            if score < best_score:
-                best, best_score, best_step, since_best = state, score, start + n, 0
-            else:
-                since_best += 1
-                if patience is not None and since_best >= patience:
-                    break
-    values = {name: np.concatenate(v) for name, v in values.items()}
-    record = _record(values, log_every, evals, best_step if eval_fn is not None else None)
-    return (state if eval_fn is None else best), record
+            stop = False
+            if eval_fn is not None:
+                score = float(eval_fn(state))
+                evals.append((start + n, score))
+                if score < best_score:
+                    best, best_score, best_step, since_best = state, score, start + n, 0
+                else:
+                    since_best += 1
+                    stop = patience is not None and since_best >= patience
+            done = stop or start + n == num_steps
+            kept = best if eval_fn is not None else state
+            loop = _Loop(
+                state, kept, best_score, best_step, since_best, start + n, done, values, evals
+            )
+            if ckpt is not None and (done or (start + n) % ckpt.every == 0):
+                ckpt.save(loop, fingerprint)
+                if log_file is not None and not done:
+                    outputs.write_text(log_file, record().to_csv(), overwrite=True)
+            if stop:
+                break
+    result = record()
+    if log_file is not None:
+        outputs.write_text(log_file, result.to_csv(), overwrite=True, arg="log_file")
+    return (loop.state if eval_fn is None else loop.best), result
+
+
+class TrainFiles(NamedTuple):
+    """Where a fit keeps the checkpoints and training logs of its networks (each trained by
+    one `run`): `options(name)` gives network `name`'s keyword arguments of `run`.
+
+    Attributes:
+      checkpoint_dir: folder of the checkpoints, one subfolder per network (None: none).
+      checkpoint_every: steps between checkpoints, a multiple of the networks' chunk size
+        (None: every 10 chunks).
+      resume: continue every network from its checkpoint where there is one.
+      log_dir: folder of the records, `<network>.csv` each (None: none).
+      overwrite: start afresh over existing checkpoints and logs.
+    """
+
+    checkpoint_dir: str | os.PathLike | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
+    log_dir: str | os.PathLike | None = None
+    overwrite: bool = False
+
+    def options(self, name: str) -> dict:
+        """`run` keyword arguments for the network called `name` (a file name)."""
+        ckpt = None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / name
+        log = None if self.log_dir is None else Path(self.log_dir) / f"{name}.csv"
+        return {
+            "checkpoint_dir": ckpt,
+            "checkpoint_every": self.checkpoint_every,
+            "resume": self.resume,
+            "overwrite": self.overwrite,
+            "log_file": log,
+        }
+
+
+class _Loop(NamedTuple):
+    """The loop state of `run` that a checkpoint keeps."""
+
+    state: Any
+    best: Any
+    best_score: float
+    best_step: int
+    since_best: int
+    step: int  # steps done
+    done: bool  # the run ended (all steps, or early stopping)
+    values: dict[str, list[np.ndarray]]  # per-step metrics, one array per chunk
+    evals: list[tuple[int, float]]  # (steps done, score) per evaluation
+
+
+CHECKPOINT = "checkpoint.npz"
+_CHECKPOINT_VERSION = 1
+
+
+class _Checkpoints(NamedTuple):
+    """The checkpoint file of one run and how often it is written."""
+
+    path: Path
+    every: int
+
+    @classmethod
+    def open(
+        cls, folder, every, chunk_size: int, *, resume: bool, overwrite: bool
+    ) -> _Checkpoints | None:
+        if folder is None:
+            if resume or every is not None:
+                raise FairjaxError(
+                    "resume and checkpoint_every need checkpoint_dir (the checkpoint folder)"
+                )
+            return None
+        every = 10 * chunk_size if every is None else _positive("checkpoint_every", every)
+        if every % chunk_size:
+            raise FairjaxError(
+                f"checkpoint_every must be a multiple of the chunk size {chunk_size} "
+                f"(checkpoints are taken between compiled chunks); got {every}"
+            )
+        folder = outputs.check_target(folder, overwrite=True, kind="folder", arg="checkpoint_dir")
+        path = folder / CHECKPOINT
+        if path.exists() and not (resume or overwrite):
+            raise FairjaxError(
+                f"checkpoint_dir {folder} holds a checkpoint; pass resume=True (--resume) to "
+                "continue that run, or overwrite=True (--overwrite) to start afresh"
+            )
+        return cls(path, every)
+
+    def save(self, loop: _Loop, fingerprint: dict) -> None:
+        """Write the loop state atomically (the previous checkpoint stays until it is whole)."""
+        arrays = {f"state/{i}": a for i, a in enumerate(_host_leaves(loop.state))}
+        if loop.best is not loop.state:
+            arrays.update({f"best/{i}": a for i, a in enumerate(_host_leaves(loop.best))})
+        for name, v in loop.values.items():
+            arrays[f"metric/{name}"] = np.concatenate(v)
+        info = {
+            "version": _CHECKPOINT_VERSION,
+            "fingerprint": fingerprint,
+            "step": loop.step,
+            "done": loop.done,
+            "best_score": loop.best_score,  # json writes inf and nan as Infinity, NaN
+            "best_step": loop.best_step,
+            "since_best": loop.since_best,
+            "best_is_state": loop.best is loop.state,
+            "evals": loop.evals,
+        }
+        arrays["info"] = np.asarray(json.dumps(info))
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        outputs.write_bytes(self.path, buffer.getvalue(), overwrite=True, arg="checkpoint_dir")
+
+    def load(self, fingerprint: dict, target: Any) -> _Loop | None:
+        """The loop state of the checkpoint (None if there is none), restored into the
+        structure of `target`; FairjaxError if it is unreadable or of another run."""
+        if not self.path.exists():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                arrays = {name: f[name] for name in f.files}
+            info = json.loads(str(arrays.pop("info")))
+            version = info["version"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise FairjaxError(f"{self.path} is not a readable checkpoint ({e})") from None
+        if version != _CHECKPOINT_VERSION:
+            raise FairjaxError(
+                f"{self.path} has checkpoint version {version}; this fairjax reads "
+                f"version {_CHECKPOINT_VERSION}"
+            )
+        diffs = _differences(info["fingerprint"], fingerprint)
+        if diffs:
+            raise FairjaxError(
+                f"{self.path} is a checkpoint of another run ({'; '.join(diffs)}); resume "
+                "continues only the run that wrote it: use its settings, or start afresh "
+                "with overwrite=True (--overwrite) or another checkpoint folder"
+            )
+        state = _restore(target, arrays, "state")
+        best = state if info["best_is_state"] else _restore(target, arrays, "best")
+        values = {
+            name.split("/", 1)[1]: [a] for name, a in arrays.items() if name.startswith("metric/")
+        }
+        evals = [(int(s), float(v)) for s, v in info["evals"]]
+        score = float(info["best_score"])
+        return _Loop(
+            state, best, score, info["best_step"], info["since_best"], info["step"],
+            info["done"], values, evals,
+        )  # fmt: skip
+
+
+def _host_leaves(tree: Any) -> list[np.ndarray]:
+    """The leaves of `tree` as host numpy arrays (PRNG keys as their key data)."""
+    out = []
+    for leaf in jax.tree.leaves(tree):
+        if jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):
+            raise FairjaxError("checkpoints cannot hold PRNG keys in the training state")
+        out.append(np.asarray(jax.device_get(leaf)))
+    return out
+
+
+def _restore(target: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
+    leaves, treedef = jax.tree.flatten(target)
+    return treedef.unflatten([jnp.asarray(arrays[f"{prefix}/{i}"]) for i in range(len(leaves))])
+
+
+def _digest(tree: Any) -> str:
+    """SHA-256 (16 hex digits) of the shapes, dtypes and bytes of a pytree's leaves."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(tree):
+        if jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        a = np.ascontiguousarray(np.asarray(jax.device_get(leaf)))
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _fingerprint(key, state, batch_fn, data, num_steps, chunk_size, eval_fn, patience, setting):
+    """What must equal between a run and the checkpoint it resumes (JSON-ready)."""
+    batch = jax.eval_shape(batch_fn, data, key)
+    fingerprint = {
+        "num_steps": int(num_steps),
+        "chunk_size": chunk_size,
+        "eval_fn": eval_fn is not None,
+        "patience": patience,
+        "state structure": str(jax.tree.structure(state)),
+        "state shapes": [
+            [list(np.shape(a)), str(jnp.result_type(a))] for a in jax.tree.leaves(state)
+        ],
+        "batch shapes": [[list(b.shape), str(b.dtype)] for b in jax.tree.leaves(batch)],
+        "initial state digest": _digest(state),
+        "key digest": _digest(key),
+        "data digest": _digest(data),
+        "setting": setting,
+    }
+    try:
+        return json.loads(json.dumps(fingerprint, sort_keys=True))
+    except TypeError as e:
+        raise FairjaxError(f"setting must be JSON-serialisable ({e})") from None
+
+
+def _differences(saved: dict, now: dict) -> list[str]:
+    out = []
+    for name in sorted(set(saved) | set(now)):
+        a, b = saved.get(name), now.get(name)
+        if a != b:
+            short = max(len(repr(a)), len(repr(b))) <= 60 and "digest" not in name
+            out.append(f"{name}: {a!r} there, {b!r} here" if short else f"{name} differs")
+    return out
 
 
 def _positive(name: str, value: Any) -> int:

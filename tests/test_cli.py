@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,6 +96,45 @@ def test_fit_sample_evaluate_end_to_end(capsys, tmp_path):
     assert code == 0 and "utility.accuracy" in out
 
 
+def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(capsys, tmp_path, monkeypatch):
+    """An interrupted `fit --checkpoint-dir` (stopped halfway through the score net) continued
+    with `--resume` saves the parameters of a fit that was never stopped."""
+    from fairjax import fadm, training
+
+    argv = ["fit", "--data", "german", "--quiet", *TINY_FADM, "--set", "score_steps=200",
+            "--set", "classifier_steps=100"]  # fmt: skip
+    assert run(capsys, *argv, "--out", str(tmp_path / "whole"))[0] == 0
+    ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-every", "100"]
+    logs = ["--log-dir", str(tmp_path / "logs")]
+    save, saved = training._Checkpoints.save, []
+
+    def save_then_stop(self, loop, fingerprint):
+        save(self, loop, fingerprint)
+        saved.append(self.path.parent.name)
+        if len(saved) == 1:  # the score net at step 100 of 200
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(training._Checkpoints, "save", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            main([*argv, *ckpt, *logs, "--out", str(tmp_path / "resumed")])
+    assert saved == ["score"] and not (tmp_path / "resumed").exists()
+    code, _, err = run(capsys, *argv, *ckpt, *logs, "--out", str(tmp_path / "resumed"))
+    assert code == 2 and "holds a checkpoint; pass resume=True (--resume)" in err
+    code, out, _ = run(capsys, *argv, *ckpt, *logs, "--resume", "--out", str(tmp_path / "resumed"))
+    assert code == 0, out
+    whole, resumed = fadm.load(tmp_path / "whole"), fadm.load(tmp_path / "resumed")
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert resumed.history == whole.history
+    for name, steps in (("score", 200), ("label", 100), ("sensitive", 100)):
+        log = pd.read_csv(tmp_path / "logs" / f"{name}.csv")
+        assert list(log.columns) == ["step", "grad_norm", "loss"]
+        assert log["step"].tolist() == list(range(100, steps + 1, 100))
+        curve = whole.history["record"][name]["metrics"]["loss"]
+        np.testing.assert_allclose(log["loss"], curve, rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -105,6 +145,21 @@ def test_fit_sample_evaluate_end_to_end(capsys, tmp_path):
         (["fit", "--data", "german", "--set", "width=wide", "--out", "m"], "expected a int"),
         (["fit", "--data", "german", "--label", "sex", "--out", "m"], "must hold 0 and 1"),
         (["sample", "--model", "no_such_dir", "-n", "5", "--out", "s.csv"], "not a saved"),
+        (
+            [
+                "fit",
+                "--data",
+                "german",
+                "--method",
+                "intersectional",
+                "--log-dir",
+                "l",
+                "--out",
+                "m",
+            ],
+            "--method intersectional cannot checkpoint, resume or log",
+        ),
+        (["fit", "--data", "german", "--resume", "--out", "m"], "need --checkpoint-dir"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, monkeypatch, argv, message):

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from fairjax import meta
+from fairjax import meta, sde, training
 from fairjax.errors import FairjaxError
 
 KEY = jax.random.key(0)
@@ -195,3 +195,73 @@ def test_bad_arguments_raise():
         meta.split_domains(KEY, {"a": jnp.zeros((3, 4)), "b": jnp.zeros((2, 4))})
     with pytest.raises(FairjaxError, match="num_steps"):
         meta.inner_update(0.0, 0.0, KEY, loss_fn=quadratic_loss, inner_lr=0.1, num_steps=0)
+
+
+# Toy two-domain DSM problem for the MLDG-versus-plain test: 2-D Gaussian blobs per domain and
+# a one-hidden-layer noise predictor written in jnp (compiles in a fraction of a Flax net's time).
+_FORWARD = sde.make_sde("vp", beta_min=0.1, beta_max=20.0)
+_DOMAIN_MEANS = jnp.array([[-1.0, 0.0], [1.0, 0.5]])
+
+
+def _toy_score(params, x, t):
+    hidden = jnp.tanh(jnp.concatenate([x, t[None]]) @ params["w1"] + params["b1"])
+    return -(hidden @ params["w2"] + params["b2"]) / _FORWARD.marginal(x, t)[1]
+
+
+_TOY_DSM = sde.make_dsm_loss(_FORWARD, _toy_score)
+
+
+def _toy_batches(train_inner_lr, key):
+    """(B_in, B_out, the inner rate used for training): 64 rows of each domain, one held out."""
+    rows_key, split_key = jax.random.split(key)
+    x = _DOMAIN_MEANS[:, None, :] + 0.3 * jax.random.normal(rows_key, (2, 64, 2))
+    return (*meta.split_domains(split_key, x), train_inner_lr)
+
+
+def _toy_step(inner_lr):
+    """One step for both arms, so the test compiles one program: it trains on the MLDG
+    objective with the inner rate carried by the batch (0: theta' = theta, i.e. plain training
+    on the pooled in- and out-domain rows) and records as "loss_out" the held-out domain's DSM
+    loss after an inner step of `inner_lr`, MLDG's meta-test loss, the same quantity for both."""
+    optimizer = optax.adam(1e-2)
+
+    def step(state, batch, key):
+        batch_in, batch_out, train_inner_lr = batch
+        train = meta.make_meta_step(_TOY_DSM, optimizer, inner_lr=train_inner_lr, beta=1.0)
+        _, held_out = meta.mldg_loss(
+            state.params, batch_in, batch_out, key, loss_fn=_TOY_DSM, inner_lr=inner_lr, beta=1.0
+        )
+        state, metrics = train(state, batch_in, batch_out, key)
+        return state, {**metrics, "loss_out": held_out["loss_out"]}
+
+    return step, optimizer
+
+
+_TOY_STEP = _toy_step(0.1)  # built once: both seeds and arms share its compiled chunk
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mldg_lowers_the_held_out_domain_dsm_loss_against_plain_training(seed):
+    """Paired arms (same initial parameters, batches, held-out domains and noise): MLDG with
+    inner rate 0.1 against plain training (inner rate 0 in training), 200 Adam steps, read
+    from `training.run`'s record. Offline, seeds 0-7: plain - MLDG = 0.045 to 0.076 on a
+    held-out DSM loss of about 0.6 in the last 100 steps (seeds 0-4 with inner rate 0.03:
+    0.006 to 0.013);
+    plain training's held-out loss before the inner step (0.48 to 0.54) is lower still, so
+    this is MLDG's meta-test objective, not generalisation to an unseen domain."""
+    step, optimizer = _TOY_STEP
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    params = {
+        "w1": jax.random.normal(k1, (3, 16)) / jnp.sqrt(3.0), "b1": jnp.zeros(16),
+        "w2": jax.random.normal(k2, (16, 2)) / 4.0, "b2": jnp.zeros(2),
+    }  # fmt: skip
+    last = {}
+    for name, train_inner_lr in (("mldg", 0.1), ("plain", 0.0)):
+        _, record = training.run(
+            jax.random.key(100 + seed), meta.init_meta_state(params, optimizer), step,
+            _toy_batches, jnp.float32(train_inner_lr), num_steps=200, chunk_size=50,
+            progress=False,
+        )  # fmt: skip
+        assert set(record.metrics) == {"loss", "loss_in", "loss_out", "grad_norm"}
+        last[name] = float(np.mean(record.metrics["loss_out"][-2:]))  # steps 101-200
+    assert last["mldg"] < last["plain"] - 0.025, last

@@ -6,6 +6,7 @@ import gc
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from fairjax import training
@@ -111,3 +112,110 @@ def test_compiled_chunk_is_reused_per_step_function_and_released_with_it():
     gc.collect()
     # ... whose compiled chunk went with it, while the held step keeps its own
     assert len(training._CHUNKS) == held and step in training._CHUNKS
+
+
+# ------------------------------------------------------------------ checkpoints and resume
+
+
+def _adam_problem():
+    """Noisy least squares by Adam: (state, step, batch_fn, data) of a small real run."""
+    x = jax.random.normal(jax.random.key(0), (64, 3))
+    data = (x, x @ jnp.array([1.0, -2.0, 0.5]))
+    optimizer = optax.adam(0.05)
+
+    def loss_fn(w, batch, key):
+        xb, yb = batch
+        return jnp.mean((xb @ w - yb + 0.1 * jax.random.normal(key, yb.shape)) ** 2)
+
+    def batch_fn(data, key):
+        idx = jax.random.randint(key, (16,), 0, 64)
+        return data[0][idx], data[1][idx]
+
+    step = training.make_train_step(loss_fn, optimizer)
+    return training.init_train_state(jnp.zeros(3), optimizer), step, batch_fn, data
+
+
+_PROBLEM = _adam_problem()  # one step function for the module: compiled once
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _adam_run(num_steps=60, *, stop_after=None, **options):
+    """`run` of the Adam problem; with `stop_after`, raise after that many checkpoints."""
+    state, step, batch_fn, data = _PROBLEM
+    if stop_after is not None:
+        save, calls = training._Checkpoints.save, []
+
+        def interrupted(self, loop, fingerprint):
+            save(self, loop, fingerprint)
+            calls.append(1)
+            if len(calls) == stop_after:
+                raise _Interrupt
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(training._Checkpoints, "save", interrupted)
+            with pytest.raises(_Interrupt):
+                _adam_run(num_steps, **options)
+        return None
+    return training.run(
+        jax.random.key(1), state, step, batch_fn, data, num_steps=num_steps, chunk_size=10,
+        progress=False, **options,
+    )  # fmt: skip
+
+
+def _assert_same(a, b):
+    (sa, ra), (sb, rb) = a, b
+    for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb), strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    assert ra.to_csv() == rb.to_csv() and ra.final == rb.final and ra.best_step == rb.best_step
+
+
+def test_resume_after_interruption_is_bit_exact(tmp_path):
+    whole = _adam_run(65)
+    folder = tmp_path / "ckpt"
+    _adam_run(65, stop_after=2, checkpoint_dir=folder, checkpoint_every=20)  # stops at 40
+    resumed = _adam_run(65, checkpoint_dir=folder, checkpoint_every=20, resume=True)
+    _assert_same(resumed, whole)
+    # the final checkpoint marks the run finished: resuming again returns it at once
+    _assert_same(_adam_run(65, checkpoint_dir=folder, resume=True), whole)
+
+
+def test_resume_with_early_stopping_and_a_log_file(tmp_path):
+    def eval_fn(state):  # improves until step 30, then flat
+        return -min(float(state.step), 30.0)
+
+    options = dict(eval_fn=eval_fn, patience=2, log_every=7)
+    whole = _adam_run(200, **options)
+    assert whole[1].best_step == 30 and whole[1].num_steps == 50  # 2 chunks past the best
+    folder, log = tmp_path / "ckpt", tmp_path / "logs" / "net.csv"
+    _adam_run(
+        200, stop_after=3, checkpoint_dir=folder, checkpoint_every=10, log_file=log, **options
+    )
+    assert log.read_text().splitlines()[0] == "step,grad_norm,loss,eval_score"
+    resumed = _adam_run(
+        200, checkpoint_dir=folder, checkpoint_every=10, resume=True, log_file=log, **options
+    )
+    _assert_same(resumed, whole)
+    assert log.read_text() == whole[1].to_csv()
+
+
+def test_checkpoints_refuse_another_run_and_bad_options(tmp_path):
+    folder = tmp_path / "ckpt"
+    _adam_run(20, checkpoint_dir=folder)
+    with pytest.raises(FairjaxError, match="holds a checkpoint; pass resume=True"):
+        _adam_run(20, checkpoint_dir=folder)
+    with pytest.raises(FairjaxError, match="num_steps: 20 there, 30 here"):
+        _adam_run(30, checkpoint_dir=folder, resume=True)
+    with pytest.raises(FairjaxError, match=r"setting: None there, \{'lr': 0.1\} here"):
+        _adam_run(20, checkpoint_dir=folder, resume=True, setting={"lr": 0.1})
+    state, step, batch_fn, data = _PROBLEM
+    with pytest.raises(FairjaxError, match="key digest differs"):
+        training.run(jax.random.key(2), state, step, batch_fn, data, num_steps=20,
+                     chunk_size=10, progress=False, checkpoint_dir=folder, resume=True)  # fmt: skip
+    with pytest.raises(FairjaxError, match=r"multiple of the chunk size 10.*got 15"):
+        _adam_run(20, checkpoint_dir=tmp_path / "other", checkpoint_every=15)
+    with pytest.raises(FairjaxError, match="need checkpoint_dir"):
+        _adam_run(20, resume=True)
+    _adam_run(20, checkpoint_dir=folder, overwrite=True)  # starts afresh

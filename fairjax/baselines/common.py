@@ -20,6 +20,7 @@ labels too rarely to finish within `max_oversample * n` generated rows, `Fairjax
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -202,11 +203,15 @@ def train(
     n_critic: int | None = None,
     progress: bool,
     desc: str,
+    config: Any,
+    train_files: training.TrainFiles | None = None,
 ) -> tuple[Any, training.Record]:
     """`training.run` of `step` on random batches of the encoded rows `x` [n, dim].
 
     Batches are [batch_size, dim], or [n_critic, batch_size, dim] when `n_critic` is given
     (one batch per critic update of an adversarial step, split over devices on axis 1).
+    The network is called `desc` in `train_files` (its checkpoint subfolder and CSV
+    file); the fields of `config` (a dataclass) are part of the checkpoint fingerprint.
 
     Returns:
       (final state, the run's `training.Record`).
@@ -221,6 +226,8 @@ def train(
         progress=progress,
         desc=desc,
         row_axis=0 if n_critic is None else 1,
+        setting=dataclasses.asdict(config),
+        **(training.TrainFiles() if train_files is None else train_files).options(desc),
     )
 
 

@@ -256,6 +256,7 @@ def fit(
     *,
     config: DDPMConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> DDPMModel:
     """Train the score net by denoising score matching on the joint rows of `dataset`.
 
@@ -264,6 +265,8 @@ def fit(
       dataset: training rows; the domain column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "ddpm").
 
     Returns:
       The fitted `DDPMModel`.
@@ -287,6 +290,8 @@ def fit(
         num_steps=config.steps,
         progress=progress,
         desc="ddpm",
+        config=config,
+        train_files=train_files,
     )
     return DDPMModel(
         config, encoder, dataset.schema, {"score": state.params}, common.history(record)

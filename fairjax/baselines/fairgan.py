@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fairjax import nets
+from fairjax import nets, training
 from fairjax.baselines import common, gan
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -356,6 +356,7 @@ def fit(
     *,
     config: FairGANConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> FairGANModel:
     """Train FairGAN on the joint rows [features, label, sensitive] of `dataset`.
 
@@ -365,6 +366,8 @@ def fit(
         column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "fairgan").
 
     Returns:
       The fitted `FairGANModel`.
@@ -407,6 +410,8 @@ def fit(
         n_critic=config.n_critic,
         progress=progress,
         desc="fairgan",
+        config=config,
+        train_files=train_files,
     )
     probs = x[:, s_block[0] : s_block[1]].mean(axis=0)
     params = {"generator": state.g_params, "critic": state.d1_params, "sensitive": state.d2_params}

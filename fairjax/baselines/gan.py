@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fairjax import nets
+from fairjax import nets, training
 from fairjax.baselines import common
 from fairjax.baselines.common import Layout
 from fairjax.data import Schema, TabularDataset, TabularEncoder
@@ -322,6 +322,7 @@ def fit(
     *,
     config: GANConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> GANModel:
     """Train the WGAN-GP on the joint rows [features, label, sensitive] of `dataset`.
 
@@ -330,6 +331,8 @@ def fit(
       dataset: training rows; the domain column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "gan").
 
     Returns:
       The fitted `GANModel`.
@@ -358,6 +361,8 @@ def fit(
         n_critic=config.n_critic,
         progress=progress,
         desc="gan",
+        config=config,
+        train_files=train_files,
     )
     params = {"generator": state.g_params, "critic": state.d_params}
     return GANModel(config, encoder, dataset.schema, params, common.history(record))

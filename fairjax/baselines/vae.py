@@ -242,6 +242,7 @@ def fit(
     *,
     config: VAEConfig = PRESETS["paper"],
     progress: bool = True,
+    train_files: training.TrainFiles | None = None,
 ) -> VAEModel:
     """Train the VAE on the joint rows [features, label, sensitive] of `dataset`.
 
@@ -250,6 +251,8 @@ def fit(
       dataset: training rows; the domain column, if any, is left out.
       config: hyperparameters (`PRESETS["quick"]`, `PRESETS["paper"]` or your own).
       progress: show a progress bar.
+      train_files: checkpoints, resume and the CSV record of the training
+        (`training.TrainFiles`; the network is called "vae").
 
     Returns:
       The fitted `VAEModel`.
@@ -275,5 +278,7 @@ def fit(
         num_steps=config.steps,
         progress=progress,
         desc="vae",
+        config=config,
+        train_files=train_files,
     )
     return VAEModel(config, encoder, dataset.schema, state.params, common.history(record))
