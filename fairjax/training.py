@@ -492,13 +492,17 @@ def _fingerprint(key, state, batch_fn, data, num_steps, chunk_size, eval_fn, pat
         raise FairjaxError(f"setting must be JSON-serialisable ({e})") from None
 
 
-def _differences(saved: dict, now: dict) -> list[str]:
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """What differs between two fingerprints (or dicts within them, e.g. a config)."""
     out = []
     for name in sorted(set(saved) | set(now)):
         a, b = saved.get(name), now.get(name)
-        if a != b:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{name}.")
+        elif a != b:
             short = max(len(repr(a)), len(repr(b))) <= 60 and "digest" not in name
-            out.append(f"{name}: {a!r} there, {b!r} here" if short else f"{name} differs")
+            what = f"{prefix}{name}"
+            out.append(f"{what}: {a!r} there, {b!r} here" if short else f"{what} differs")
     return out
 
 

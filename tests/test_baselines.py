@@ -23,7 +23,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fairjax import fadm, generators
+from fairjax import fadm, generators, training
 from fairjax.baselines import common, ddpm, fairgan, gan, vae
 from fairjax.data import Schema, TabularDataset
 from fairjax.errors import FairjaxError
@@ -350,3 +350,26 @@ def test_fairgan_hides_s_better_than_gan():
     assert fair_auc < gan_auc - 0.06  # lambda = 1 removes part of it
     # FairGAN's s is its condition, drawn from the training marginal
     assert abs((samples("fairgan").s == "m").mean() - (TOY.frame.s == "m").mean()) < 0.03
+
+
+def test_fit_resumed_from_a_checkpoint_is_bit_exact_and_logs_every_metric(
+    tmp_path, stop_after_checkpoints
+):
+    """FairGAN (two metrics, the adversarial step of all four GAN / FairGAN / VAE / DDPM
+    fits' shared `common.train`) interrupted at step 100 of 200, resumed. Last in the file:
+    its compiled step is the one `fitted("fairgan")` built."""
+    cfg = dataclasses.replace(TEST_CONFIG["fairgan"], steps=200)
+    whole = fairgan.fit(jax.random.key(0), TOY, config=cfg, progress=False)
+    files = training.TrainFiles(tmp_path / "ckpt", 100, log_dir=tmp_path / "logs")
+    assert stop_after_checkpoints(1) == []
+    with pytest.raises(KeyboardInterrupt):
+        fairgan.fit(jax.random.key(0), TOY, config=cfg, progress=False, train_files=files)
+    resumed = fairgan.fit(
+        jax.random.key(0), TOY, config=cfg, progress=False, train_files=files._replace(resume=True)
+    )
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert resumed.history == whole.history
+    assert set(whole.history) == {"sensitive_ce", "wasserstein", "record"}
+    log = pd.read_csv(tmp_path / "logs" / "fairgan.csv")
+    assert list(log.columns) == ["step", "sensitive_ce", "wasserstein"] and len(log) == 2

@@ -96,28 +96,21 @@ def test_fit_sample_evaluate_end_to_end(capsys, tmp_path):
     assert code == 0 and "utility.accuracy" in out
 
 
-def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(capsys, tmp_path, monkeypatch):
+def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_fit(
+    capsys, tmp_path, stop_after_checkpoints
+):
     """An interrupted `fit --checkpoint-dir` (stopped halfway through the score net) continued
     with `--resume` saves the parameters of a fit that was never stopped."""
-    from fairjax import fadm, training
+    from fairjax import fadm
 
     argv = ["fit", "--data", "german", "--quiet", *TINY_FADM, "--set", "score_steps=200",
             "--set", "classifier_steps=100"]  # fmt: skip
     assert run(capsys, *argv, "--out", str(tmp_path / "whole"))[0] == 0
     ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt"), "--checkpoint-every", "100"]
     logs = ["--log-dir", str(tmp_path / "logs")]
-    save, saved = training._Checkpoints.save, []
-
-    def save_then_stop(self, loop, fingerprint):
-        save(self, loop, fingerprint)
-        saved.append(self.path.parent.name)
-        if len(saved) == 1:  # the score net at step 100 of 200
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as mp:
-        mp.setattr(training._Checkpoints, "save", save_then_stop)
-        with pytest.raises(KeyboardInterrupt):
-            main([*argv, *ckpt, *logs, "--out", str(tmp_path / "resumed")])
+    saved = stop_after_checkpoints(1)  # the score net at step 100 of 200
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, *ckpt, *logs, "--out", str(tmp_path / "resumed")])
     assert saved == ["score"] and not (tmp_path / "resumed").exists()
     code, _, err = run(capsys, *argv, *ckpt, *logs, "--out", str(tmp_path / "resumed"))
     assert code == 2 and "holds a checkpoint; pass resume=True (--resume)" in err

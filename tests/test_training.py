@@ -138,27 +138,9 @@ def _adam_problem():
 _PROBLEM = _adam_problem()  # one step function for the module: compiled once
 
 
-class _Interrupt(Exception):
-    pass
-
-
-def _adam_run(num_steps=60, *, stop_after=None, **options):
-    """`run` of the Adam problem; with `stop_after`, raise after that many checkpoints."""
+def _adam_run(num_steps=60, **options):
+    """`run` of the Adam problem in chunks of 10 steps."""
     state, step, batch_fn, data = _PROBLEM
-    if stop_after is not None:
-        save, calls = training._Checkpoints.save, []
-
-        def interrupted(self, loop, fingerprint):
-            save(self, loop, fingerprint)
-            calls.append(1)
-            if len(calls) == stop_after:
-                raise _Interrupt
-
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(training._Checkpoints, "save", interrupted)
-            with pytest.raises(_Interrupt):
-                _adam_run(num_steps, **options)
-        return None
     return training.run(
         jax.random.key(1), state, step, batch_fn, data, num_steps=num_steps, chunk_size=10,
         progress=False, **options,
@@ -172,17 +154,19 @@ def _assert_same(a, b):
     assert ra.to_csv() == rb.to_csv() and ra.final == rb.final and ra.best_step == rb.best_step
 
 
-def test_resume_after_interruption_is_bit_exact(tmp_path):
+def test_resume_after_interruption_is_bit_exact(tmp_path, stop_after_checkpoints):
     whole = _adam_run(65)
     folder = tmp_path / "ckpt"
-    _adam_run(65, stop_after=2, checkpoint_dir=folder, checkpoint_every=20)  # stops at 40
+    stop_after_checkpoints(2)  # at step 40
+    with pytest.raises(KeyboardInterrupt):
+        _adam_run(65, checkpoint_dir=folder, checkpoint_every=20)
     resumed = _adam_run(65, checkpoint_dir=folder, checkpoint_every=20, resume=True)
     _assert_same(resumed, whole)
     # the final checkpoint marks the run finished: resuming again returns it at once
     _assert_same(_adam_run(65, checkpoint_dir=folder, resume=True), whole)
 
 
-def test_resume_with_early_stopping_and_a_log_file(tmp_path):
+def test_resume_with_early_stopping_and_a_log_file(tmp_path, stop_after_checkpoints):
     def eval_fn(state):  # improves until step 30, then flat
         return -min(float(state.step), 30.0)
 
@@ -190,9 +174,9 @@ def test_resume_with_early_stopping_and_a_log_file(tmp_path):
     whole = _adam_run(200, **options)
     assert whole[1].best_step == 30 and whole[1].num_steps == 50  # 2 chunks past the best
     folder, log = tmp_path / "ckpt", tmp_path / "logs" / "net.csv"
-    _adam_run(
-        200, stop_after=3, checkpoint_dir=folder, checkpoint_every=10, log_file=log, **options
-    )
+    stop_after_checkpoints(4)  # at step 40, one chunk past the best (step 30)
+    with pytest.raises(KeyboardInterrupt):
+        _adam_run(200, checkpoint_dir=folder, checkpoint_every=10, log_file=log, **options)
     assert log.read_text().splitlines()[0] == "step,grad_norm,loss,eval_score"
     resumed = _adam_run(
         200, checkpoint_dir=folder, checkpoint_every=10, resume=True, log_file=log, **options
