@@ -492,6 +492,7 @@ def fit_generator(
     eval_every = int(eval_every)
     num_steps = -(-int(steps) // eval_every) * eval_every
     eval_fn = None if score_fn is None else (lambda state: score_fn(state[0].params))
+    initial = None if score_fn is None else float(score_fn(params))
     (state, _), record = training.run(
         key,
         (training.init_train_state(params, optimizer), data),
@@ -508,7 +509,6 @@ def fit_generator(
     best_params, best_step = state.params, int(state.step)
     eval_steps, eval_scores = record.eval_steps, record.eval_scores
     if score_fn is not None:
-        initial = float(score_fn(params))
         eval_steps = np.concatenate([[0], eval_steps]).astype(np.int64)
         eval_scores = np.concatenate([[initial], eval_scores]).astype(np.float64)
         # `run` kept its best score (nan never wins); ties keep the earlier checkpoint
