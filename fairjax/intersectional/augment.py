@@ -216,14 +216,15 @@ def make_classifier_trainer(
     def train(
         key: jax.Array, rows: GroupedRows, x_val: ArrayLike, y_val: ArrayLike
     ) -> ClassifierFit:
-        x_val = jnp.asarray(x_val, jnp.float32)
-        y_val = jnp.asarray(y_val, jnp.int32)
-        positives = int(jnp.sum(y_val == 1))
-        if not 0 < positives < y_val.shape[0]:
+        y_host = np.asarray(y_val)  # numpy: no compiled check per validation size
+        positives = int(np.sum(y_host == 1))
+        if not 0 < positives < len(y_host):
             raise FairjaxError(
                 "y_val must hold validation rows of both labels (early stopping scores the "
-                f"balanced accuracy); got {positives} of {y_val.shape[0]} with label 1"
+                f"balanced accuracy); got {positives} of {len(y_host)} with label 1"
             )
+        x_val = jnp.asarray(x_val, jnp.float32)
+        y_val = jnp.asarray(y_host, jnp.int32)
         steps = int(steps_per_epoch or -(-rows.x.shape[0] // int(batch_size)))
         init_key, train_key = jax.random.split(key)
         params = init_mlp(init_key, (rows.x.shape[1], *hidden, 1))
