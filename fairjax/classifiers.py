@@ -10,11 +10,11 @@ two models share one forward pass.
   optimum. The objective is the (weighted) *mean* log-loss plus `l2 / 2 * ||w||^2` (the
   intercept is not penalised), which is exactly scikit-learn's
   `LogisticRegression(C=1 / (l2 * sum(sample_weight)))` (`C = 1 / (l2 * n)` unweighted).
-- `make_mlp_classifier`: Adam (AdamW when `weight_decay > 0`) on minibatches, one
-  jitted `lax.scan` per epoch over a shuffled, padded index array with static shapes, and
-  early stopping on a stratified validation split (patience counted in epochs) that
-  returns the best validation parameters. `make_mlp_trainer` is the same fit returning
-  its training history as well.
+- `make_mlp_classifier`: Adam (AdamW when `weight_decay > 0`) on minibatches of rows drawn
+  with replacement, trained by `fairjax.training.run` with one compiled chunk per epoch
+  (ceil(n / batch_size) steps), and early stopping on a stratified validation split
+  (patience counted in epochs) that returns the best validation parameters.
+  `make_mlp_trainer` is the same fit returning its training history as well.
 - `make_hist_gradient_boosting` ("hgb"): scikit-learn's `HistGradientBoostingClassifier`
   behind the same interface, for comparability with published numbers. Its params are the
   fitted scikit-learn estimator, **not a pytree**: they cannot be jitted, vmapped,
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fairjax import training
 from fairjax.errors import FairjaxError
 
 Params = list  # list[tuple[jax.Array, jax.Array]]: [(W [d_in, d_out], b [d_out]), ...]
@@ -70,6 +71,9 @@ class MLPFitResult(NamedTuple):
       best_epoch: index into `val_loss` of `params` (the last epoch without validation).
       train_index: [n_train] row indices of X used for training.
       val_index: [n_val] row indices of X held out for early stopping.
+      record: the `fairjax.training.Record` of the run (per-epoch loss and gradient
+        norm; its eval scores are the validation losses, inf where an epoch did not
+        improve by `min_delta`).
     """
 
     params: Params
@@ -79,6 +83,7 @@ class MLPFitResult(NamedTuple):
     best_epoch: int
     train_index: np.ndarray
     val_index: np.ndarray
+    record: training.Record
 
 
 # ----------------------------------------------------------------------------- model
@@ -111,6 +116,29 @@ def _weighted_bce(params: Params, x: jax.Array, y: jax.Array, w: jax.Array) -> j
     loss = optax.sigmoid_binary_cross_entropy(logits_fn(params, x), y)
     # max() guards a minibatch whose weights are all zero (user weights of 0).
     return jnp.sum(w * loss) / jnp.maximum(jnp.sum(w), 1e-12)
+
+
+def _batch_bce(params: Params, batch: tuple, key: jax.Array) -> jax.Array:
+    """`_weighted_bce` as a `training` loss: batch = (x [b, d], y [b], w [b]); key unused."""
+    del key
+    return _weighted_bce(params, *batch)
+
+
+@functools.lru_cache(maxsize=32)
+def random_rows(batch_size: int) -> Callable[[Any, jax.Array], Any]:
+    """`batch_fn(data, key)` for `training.run`: `batch_size` rows drawn uniformly with
+    replacement, the same rows of every leaf of `data` (a pytree of [n, ...] arrays).
+
+    Cached per size, so trainers with one batch size share compiled code.
+    """
+
+    def batch_fn(data: Any, key: jax.Array) -> Any:
+        n = jax.tree.leaves(data)[0].shape[0]
+        # floor(U n) is cheaper to compile than randint; a gather clamps the rare n.
+        rows = jnp.floor(jax.random.uniform(key, (batch_size,)) * n).astype(jnp.int32)
+        return jax.tree.map(lambda a: a[rows], data)
+
+    return batch_fn
 
 
 def predict(clf: Classifier, params: Params, X: Any, threshold: float = 0.5) -> np.ndarray:
@@ -346,69 +374,59 @@ def make_mlp_trainer(
 
     @functools.partial(jax.jit, static_argnums=1)
     def init_fn(key, d):
-        params = init_mlp(key, (d, *hidden, 1))
-        return params, opt.init(params)
+        return training.init_train_state(init_mlp(key, (d, *hidden, 1)), opt)
 
-    @jax.jit
-    def run_epoch(params, opt_state, key, epoch, x, y, w):
-        """One pass over x [n, d] in shuffled minibatches; the last is padded with 0 weight."""
-        key = jax.random.fold_in(key, epoch)
-        n = x.shape[0]
-        bs = min(batch_size, n)
-        n_batches = -(-n // bs)
-        pad = n_batches * bs - n
-        idx = jnp.concatenate([jax.random.permutation(key, n), jnp.zeros(pad, jnp.int32)])
-        keep = jnp.concatenate([jnp.ones(n, x.dtype), jnp.zeros(pad, x.dtype)])
-
-        def step(carry, batch):
-            params, opt_state = carry
-            i, k = batch
-            loss, grads = jax.value_and_grad(_weighted_bce)(params, x[i], y[i], w[i] * k)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(
-            step,
-            (params, opt_state),
-            (idx.reshape(n_batches, bs), keep.reshape(n_batches, bs)),
-        )
-        return params, opt_state, jnp.mean(losses)
-
+    # Built once per trainer, so `training.run` reuses its compiled epochs across fits.
+    step_fn = training.make_train_step(_batch_bce, opt)
+    batch_fn = random_rows(batch_size)
     val_loss_fn = jax.jit(_weighted_bce)
 
     def train(key: jax.Array, X: Any, y: Any, *, sample_weight: Any = None) -> MLPFitResult:
         x, y_f, w = _check_fit_inputs(X, y, sample_weight)
-        init_key, split_key, shuffle_key = jax.random.split(key, 3)
+        init_key, split_key, train_key = jax.random.split(key, 3)
         train_idx, val_idx = stratified_split(split_key, y_f, val_fraction)
-        xt, yt, wt = (jnp.asarray(a[train_idx]) for a in (x, y_f, w))
+        data = tuple(jnp.asarray(a[train_idx]) for a in (x, y_f, w))
         xv, yv, wv = (jnp.asarray(a[val_idx]) for a in (x, y_f, w))
         use_val = len(val_idx) > 0 and float(w[val_idx].sum()) > 0
+        steps = -(-len(train_idx) // batch_size)  # one epoch
 
-        params, opt_state = init_fn(init_key, x.shape[1])
-        best_params, best_loss, best_epoch, since_best = params, np.inf, 0, 0
-        train_hist, val_hist = [], []
-        for epoch in range(max_epochs):
-            params, opt_state, tl = run_epoch(params, opt_state, shuffle_key, epoch, xt, yt, wt)
-            train_hist.append(float(tl))
-            if not use_val:
-                best_params, best_epoch = params, epoch
-                continue
-            vl = float(val_loss_fn(params, xv, yv, wv))
-            val_hist.append(vl)
-            if vl < best_loss - min_delta:  # NaN never counts as an improvement
-                best_params, best_loss, best_epoch, since_best = params, vl, epoch, 0
-            else:
-                since_best += 1
-                if since_best >= patience:
-                    break
+        # `run` keeps the state of the lowest score; a loss that does not beat the best
+        # by more than `min_delta` scores inf, so it neither wins nor resets the patience.
+        val_loss, last, best_loss = [], None, np.inf
+
+        def eval_fn(state: training.TrainState) -> float:
+            nonlocal last, best_loss
+            last = state
+            vl = float(val_loss_fn(state.params, xv, yv, wv))
+            val_loss.append(vl)
+            if not vl < best_loss - min_delta:  # NaN never counts as an improvement
+                return np.inf
+            best_loss = vl
+            return vl
+
+        state, record = training.run(
+            train_key,
+            init_fn(init_key, x.shape[1]),
+            step_fn,
+            batch_fn,
+            data,
+            num_steps=max_epochs * steps,
+            chunk_size=steps,
+            progress=False,
+            desc="MLP classifier",
+            eval_fn=eval_fn if use_val else None,
+            patience=patience if use_val else None,
+        )
+        train_loss = record.metrics["loss"].astype(np.float64)
         return MLPFitResult(
-            params=best_params,
-            last_params=params,
-            train_loss=np.asarray(train_hist),
-            val_loss=np.asarray(val_hist),
-            best_epoch=best_epoch,
+            params=state.params,
+            last_params=(last if use_val else state).params,
+            train_loss=train_loss,
+            val_loss=np.asarray(val_loss),
+            best_epoch=max(record.best_step // steps - 1, 0) if use_val else len(train_loss) - 1,
             train_index=train_idx,
             val_index=val_idx,
+            record=record,
         )
 
     return train
@@ -428,8 +446,9 @@ def make_mlp_classifier(
     """ReLU MLP trained by Adam on minibatches with early stopping.
 
     `fit(key, X, y, *, sample_weight=None)` holds out a stratified `val_fraction` of the
-    rows, trains on the rest for at most `max_epochs` epochs (each one jitted `lax.scan`
-    over shuffled minibatches), stops once the weighted validation log-loss has not
+    rows, trains on the rest for at most `max_epochs` epochs of ceil(n_train / batch_size)
+    steps (each step `batch_size` rows drawn with replacement, one compiled
+    `fairjax.training.run` chunk per epoch), stops once the weighted validation log-loss has not
     improved by more than `min_delta` for `patience` epochs, and returns the parameters of
     the best validation epoch. Same key, same data -> identical parameters. With
     `sample_weight`, each minibatch (and the validation) loss is the weighted mean over its
@@ -438,7 +457,8 @@ def make_mlp_classifier(
     Args:
       hidden: hidden layer widths; `()` gives a linear model.
       lr: Adam learning rate.
-      batch_size: minibatch size (capped at the number of training rows).
+      batch_size: minibatch size; rows are drawn with replacement, so it may exceed the
+        number of training rows (one step per epoch then).
       max_epochs: maximum number of passes over the training rows.
       patience: epochs without validation improvement before stopping.
       val_fraction: fraction of each class held out for early stopping, in [0, 1);

@@ -534,12 +534,9 @@ class TrainData(NamedTuple):
 
 def _train_data(x: np.ndarray, targets: np.ndarray | None, domain_ids: np.ndarray) -> TrainData:
     order = np.argsort(domain_ids, kind="stable")
-    n_pad = max(1024, 1 << int(np.ceil(np.log2(len(x)))))
-    x_pad = np.zeros((n_pad, x.shape[1]), np.float32)
-    x_pad[: len(x)] = x[order]
-    t_pad = np.zeros(n_pad, np.int32)
-    if targets is not None:
-        t_pad[: len(x)] = targets[order]
+    x_pad = parallel.zero_pad_rows(x[order].astype(np.float32))
+    t = np.zeros(len(x), np.int32) if targets is None else targets[order].astype(np.int32)
+    t_pad = parallel.zero_pad_rows(t)
     counts = np.bincount(domain_ids)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     return TrainData(*(jnp.asarray(a) for a in (x_pad, t_pad, starts.astype(np.int32), counts)))

@@ -20,6 +20,9 @@ full data; each batch's rows are split over the global mesh (so each process com
 devices' share and the gradients are all-reduced across processes), parameters come out
 replicated on every process, and :func:`shard_rows` returns its rows replicated too, so every
 process can read them. Only the main process (:func:`is_main_process`) should write files.
+
+Row buckets. Tables and sampling requests are padded to power-of-two row counts
+(:func:`bucket_rows`, :func:`zero_pad_rows`) so that nearby sizes share compiled code.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from fairjax.errors import FairjaxError
 
 __all__ = [
     "ROWS",
+    "bucket_rows",
     "check_rows",
     "constrain_rows",
     "initialize",
@@ -45,6 +49,7 @@ __all__ = [
     "replicated",
     "row_sharding",
     "shard_rows",
+    "zero_pad_rows",
 ]
 
 ROWS = "rows"  # the one mesh axis
@@ -129,6 +134,23 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def padded_rows(n: int, num_devices: int) -> int:
     """The smallest multiple of ``num_devices`` that is ``>= n`` (rows after padding)."""
     return -(-n // num_devices) * num_devices
+
+
+def bucket_rows(n: int, *, minimum: int) -> int:
+    """Rows of a compiled shape for ``n`` rows: the power of two ``>= max(n, minimum)``.
+
+    Padding training tables and sampling chunks to these sizes lets nearby ``n`` share
+    compiled code (at most twice the rows, and none below ``minimum``).
+    """
+    return max(int(minimum), 1 << (int(n) - 1).bit_length())
+
+
+def zero_pad_rows(a: np.ndarray, *, minimum: int = 1024) -> np.ndarray:
+    """``a`` [n, ...] followed by zero rows up to ``bucket_rows(n, minimum=minimum)`` rows,
+    same dtype; the padding rows are for shapes only (training never draws them)."""
+    out = np.zeros((bucket_rows(len(a), minimum=minimum), *a.shape[1:]), a.dtype)
+    out[: len(a)] = a
+    return out
 
 
 def check_rows(batch: Any, num_devices: int, *, axis: int = 0, what: str = "training") -> None:

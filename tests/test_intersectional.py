@@ -177,6 +177,34 @@ def test_mmd_training_recovers_known_mixture_weights():
     assert fit.best_step == 300 and fit.losses.shape == (300,)
 
 
+def test_generator_scores_the_initial_params_ties_keep_them_and_nan_never_wins():
+    # same settings and chunk as the test above: its compiled chunk is reused
+    rows, members = _mixture_toy(), groups.parents(2)
+
+    def fit(scores):
+        it = iter(scores)
+        return generators.fit_generator(
+            jax.random.key(0),
+            rows,
+            members,
+            parameterisation="simple",
+            sharing="group",
+            bandwidths=jnp.array([0.5, 1.0, 2.0, 4.0]),
+            batch_size=64,
+            steps=150,
+            lr=0.05,
+            eval_every=150,
+            score_fn=lambda params: next(it),
+        )
+
+    tie = fit([0.5, 0.5])  # initial params, then after 150 steps
+    assert tie.best_step == 0 and tie.eval_steps.tolist() == [0, 150]
+    np.testing.assert_array_equal(tie.params["lam"], np.full((8, 2), 0.5, np.float32))
+    assert len(tie.losses) == 150 and tie.record.eval_steps.tolist() == [150]
+    better = fit([float("nan"), 1.0])  # a nan initial score does not block the checkpoint
+    assert better.best_step == 150 and not np.allclose(better.params["lam"], 0.5)
+
+
 def test_parent_term_weight_beta():
     rows = _mixture_toy()
     params = generators.init_generator_params(

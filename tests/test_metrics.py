@@ -4,6 +4,7 @@ import math
 import warnings
 
 import fairlearn.metrics as flm
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -66,6 +67,25 @@ def test_roc_auc_matches_sklearn_with_heavy_ties(rows):
     scores = np.array([r[1] for r in rows])
     assume(0 < yt.sum() < len(yt))
     assert M.roc_auc(yt, scores) == pytest.approx(skm.roc_auc_score(yt, scores), abs=1e-12)
+
+
+def test_weighted_balanced_accuracy_matches_sklearn_jitted_and_vmapped():
+    rng = np.random.default_rng(1)
+    yt = rng.random((4, 50)) < 0.4
+    yt[:, :2] = [0, 1]
+    yp = rng.random((4, 50)) < 0.5
+    w = rng.random((4, 50)) * (rng.random((4, 50)) < 0.8)  # some rows weigh 0
+    w[:, :2] = 1.0
+    expected = [
+        skm.balanced_accuracy_score(a, b, sample_weight=c)
+        for a, b, c in zip(yt, yp, w, strict=True)
+    ]
+    got = jax.jit(jax.vmap(M.weighted_balanced_accuracy))(yt, yp, w.astype(np.float32))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5)
+    host = M.weighted_balanced_accuracy(yt[0], yp[0], w[0])  # numpy in, float64 out
+    assert host == pytest.approx(expected[0], abs=1e-12)
+    # a class of zero total weight: nan (the host `balanced_accuracy` also warns)
+    assert math.isnan(float(jax.jit(M.weighted_balanced_accuracy)(yt[0], yp[0], 1.0 * ~yt[0])))
 
 
 def test_utility_closed_forms_and_input_types():

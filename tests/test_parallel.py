@@ -22,6 +22,27 @@ def test_padded_rows_is_the_next_multiple_of_the_device_count():
     assert parallel.padded_rows(13, 1) == 13
 
 
+def test_row_buckets_are_powers_of_two_above_a_minimum_and_pad_with_zeros():
+    assert [parallel.bucket_rows(n, minimum=256) for n in (1, 256, 257, 1000)] == [
+        256,
+        256,
+        512,
+        1024,
+    ]
+    assert [parallel.bucket_rows(n, minimum=1) for n in (1, 2, 3, 5, 4096, 4097)] == [
+        1,
+        2,
+        4,
+        8,
+        4096,
+        8192,
+    ]
+    a = np.arange(1, 7, dtype=np.int32).reshape(3, 2)
+    padded = parallel.zero_pad_rows(a, minimum=4)
+    assert padded.dtype == np.int32 and padded.shape == (4, 2)
+    np.testing.assert_array_equal(padded, [[1, 2], [3, 4], [5, 6], [0, 0]])
+
+
 def test_check_rows_accepts_divisible_batches_and_anything_on_one_device():
     parallel.check_rows(_shapes((64, 3), (64,)), 8)
     parallel.check_rows(_shapes((5, 64, 3)), 8, axis=1)  # [n_critic, batch, dim]

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fairjax import generators, persist, training
+from fairjax import generators, parallel, persist, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
@@ -171,9 +171,7 @@ class TrainRows(NamedTuple):
 
 def train_rows(x: np.ndarray) -> TrainRows:
     """`TrainRows` of encoded rows `x` [n, dim]."""
-    n_pad = max(1024, 1 << int(np.ceil(np.log2(len(x)))))
-    x_pad = np.zeros((n_pad, x.shape[1]), np.float32)
-    x_pad[: len(x)] = x
+    x_pad = parallel.zero_pad_rows(np.asarray(x, np.float32))
     return TrainRows(jnp.asarray(x_pad), jnp.asarray(len(x), jnp.int32))
 
 
@@ -253,7 +251,7 @@ def generate_rows(
     small `n` does not pay for `chunk_size` rows.
     """
     keys = jax.random.split(key, n)
-    size = min(int(chunk_size), max(256, 1 << int(np.ceil(np.log2(n)))))
+    size = min(int(chunk_size), parallel.bucket_rows(n, minimum=256))
     out = []
     for start in tqdm(range(0, n, size), desc="sampling", disable=not progress):
         stop = min(start + size, n)

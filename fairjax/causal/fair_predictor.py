@@ -140,13 +140,12 @@ def make_penalty(lam: float, eta: Mapping[str, float]) -> FairPenalty:
     )
 
 
-def fair_loss(params: Params, batch, mask: jax.Array, penalty: FairPenalty) -> jax.Array:
+def fair_loss(params: Params, batch, penalty: FairPenalty) -> jax.Array:
     """Mean BCE of f(X, Z, W) plus lam * sum_e |e(f) - eta_e| on one minibatch.
 
     Args:
       params: MLP layers on inputs [t, z, w].
       batch: (t [b], zw [b, d], y [b] in [0, 1], odds [b]) with odds = (1 - pi(Z)) / pi(Z).
-      mask: [b] 1.0 for real rows, 0.0 for padding.
       penalty: which effects to penalise, towards what, how strongly.
 
     Returns:
@@ -155,9 +154,8 @@ def fair_loss(params: Params, batch, mask: jax.Array, penalty: FairPenalty) -> j
     t, zw, y, odds = batch
     l0 = logits_fn(params, _with_t(jnp.zeros_like(t), zw))
     l1 = logits_fn(params, _with_t(jnp.ones_like(t), zw))
-    bce = optax.sigmoid_binary_cross_entropy(jnp.where(t > 0.5, l1, l0), y)
-    bce = jnp.sum(mask * bce) / jnp.maximum(jnp.sum(mask), 1.0)
-    eff = plugin_effects(jax.nn.sigmoid(l0), jax.nn.sigmoid(l1), t, odds, mask)
+    bce = jnp.mean(optax.sigmoid_binary_cross_entropy(jnp.where(t > 0.5, l1, l0), y))
+    eff = plugin_effects(jax.nn.sigmoid(l0), jax.nn.sigmoid(l1), t, odds, jnp.ones_like(t))
     values = jnp.stack([eff[m] for m in MEASURES])
     return bce + penalty.lam * jnp.sum(penalty.active * jnp.abs(values - penalty.eta))
 
@@ -216,7 +214,7 @@ def fit_fair_predictor(
     """Train an MLP f(x, z, w) ~ P(Y = 1) whose causal effects of X are penalised.
 
     Args:
-      key: JAX PRNG key (initialisation, split, shuffling, business-necessity targets).
+      key: JAX PRNG key (initialisation, split, minibatches, business-necessity targets).
       frame: training rows with the X, Z, W and Y columns.
       X, Z, W, Y, x0, x1: roles as in `decompose`; Y must be 0/1 (or probabilities in
         [0, 1], used as soft targets).

@@ -107,18 +107,16 @@ def _cached_trainer(loss: str, frozen: tuple):
     )
 
 
-def _soft_bce(params: Params, batch, mask: jax.Array, aux=None) -> jax.Array:
+def _soft_bce(params: Params, batch, aux=None) -> jax.Array:
     """Weighted mean log-loss with soft targets; batch = (x [b, d], y [b] in [0, 1], w [b])."""
     x, y, w = batch
-    w = w * mask
     loss = optax.sigmoid_binary_cross_entropy(logits_fn(params, x), y)
     return jnp.sum(w * loss) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
-def _squared_error(params: Params, batch, mask: jax.Array, aux=None) -> jax.Array:
+def _squared_error(params: Params, batch, aux=None) -> jax.Array:
     """Weighted mean squared error; batch = (x [b, d], y [b], w [b])."""
     x, y, w = batch
-    w = w * mask
     return jnp.sum(w * jnp.square(logits_fn(params, x) - y)) / jnp.maximum(jnp.sum(w), 1e-12)
 
 

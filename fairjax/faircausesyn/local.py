@@ -60,7 +60,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from fairjax import nets, persist, training
+from fairjax import nets, parallel, persist, training
 from fairjax.errors import FairjaxError
 from fairjax.faircausesyn.roles import CausalRoles
 from fairjax.faircausesyn.tokens import BOS, RowTokenizer, fit_tokenizer, segment_mask
@@ -282,7 +282,7 @@ class LocalRowModel:
             jnp.asarray(_groups(self.roles)),
             jnp.asarray(x0, jnp.int32),
         )
-        size = min(chunk_size, _padded(n))
+        size = min(chunk_size, parallel.bucket_rows(n, minimum=256))
         out = []
         for start in range(0, n, size):
             stop = min(start + size, n)
@@ -588,9 +588,7 @@ def _train(
         config.steps,
         config.weight_decay,
     )
-    n_pad = max(1024, 1 << int(np.ceil(np.log2(len(tokens)))))
-    padded = np.zeros((n_pad, tokens.shape[1]), np.int32)
-    padded[: len(tokens)] = tokens
+    padded = parallel.zero_pad_rows(np.asarray(tokens, np.int32))
     state, record = training.run(
         key,
         training.init_train_state(params, optimizer),
@@ -611,11 +609,6 @@ def _groups(roles: CausalRoles) -> np.ndarray:
     """[L] int: the column group (X, Z, W, Y) of each position of `roles.order`."""
     sizes = (1, len(roles.Z), len(roles.W), 1)
     return np.repeat(np.array([GROUP_X, GROUP_Z, GROUP_W, GROUP_Y], np.int32), sizes)
-
-
-def _padded(n: int) -> int:
-    """Rows per compiled call: a power of two >= 256, so nearby n share compiled code."""
-    return max(256, 1 << int(np.ceil(np.log2(n))))
 
 
 def _check_guidance(guidance: Any) -> np.ndarray:

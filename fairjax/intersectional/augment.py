@@ -10,8 +10,8 @@
 - `cell_weights`: inverse-frequency weights of the (group, label) cells, the loss weights
   of "reweighted" training (uniform batches, every cell the same total weight).
 - `make_classifier_trainer`: an MLP (`fairjax.classifiers.init_mlp` / `logits_fn`) trained
-  by Adam on such batches; each epoch is one jitted `lax.scan`; early stopping keeps the
-  epoch with the best validation balanced accuracy.
+  by Adam on such batches with `fairjax.training.run` (one compiled chunk per epoch);
+  early stopping keeps the epoch with the best validation balanced accuracy.
 - `select_model`: among candidate configurations, keep those whose validation balanced
   accuracy is within `tolerance` of the best, then take the lowest validation DF.
 
@@ -32,16 +32,17 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from fairjax import training
 from fairjax.classifiers import init_mlp, logits_fn
 from fairjax.errors import FairjaxError
 from fairjax.intersectional.groups import GroupedRows
+from fairjax.metrics import weighted_balanced_accuracy
 
 __all__ = [
     "AUGMENT_MODES",
     "SAMPLINGS",
     "ClassifierFit",
     "augmentation_counts",
-    "balanced_accuracy",
     "cell_weights",
     "make_classifier_trainer",
     "make_equal_batch_fn",
@@ -136,19 +137,14 @@ def cell_weights(rows: GroupedRows) -> jax.Array:
     non-empty cell carries the same total weight n / C and the weights average to 1
     (Kamiran & Calders 2012, reweighing, with the cells as the strata).
     """
+    return _cell_weight_table(rows)[rows.group, rows.label]
+
+
+def _cell_weight_table(rows: GroupedRows) -> jax.Array:
+    """[G, 2] the weight n / (C count_c) of a row of each cell (see `cell_weights`)."""
     count = rows.count.astype(jnp.float32)
     cells = jnp.sum(count > 0)
-    w = rows.x.shape[0] / (cells * jnp.maximum(count, 1.0))
-    return w[rows.group, rows.label]
-
-
-def balanced_accuracy(y: jax.Array, pred: jax.Array) -> jax.Array:
-    """(TPR + TNR) / 2 of 0/1 predictions, in jnp (a class with no rows counts as 0)."""
-    y = y.astype(bool)
-    pred = pred.astype(bool)
-    tpr = jnp.sum(y & pred) / jnp.maximum(jnp.sum(y), 1)
-    tnr = jnp.sum(~y & ~pred) / jnp.maximum(jnp.sum(~y), 1)
-    return 0.5 * (tpr + tnr)
+    return rows.x.shape[0] / (cells * jnp.maximum(count, 1.0))
 
 
 class ClassifierFit(NamedTuple):
@@ -159,12 +155,15 @@ class ClassifierFit(NamedTuple):
         best_epoch: index of that epoch.
         val_balanced_accuracy: [epochs run] validation balanced accuracy per epoch.
         train_loss: [epochs run] mean training loss per epoch.
+        record: the `fairjax.training.Record` of the run (its eval scores are minus the
+            validation balanced accuracies).
     """
 
     params: list
     best_epoch: int
     val_balanced_accuracy: np.ndarray
     train_loss: np.ndarray
+    record: training.Record
 
 
 def make_classifier_trainer(
@@ -193,8 +192,14 @@ def make_classifier_trainer(
             number of steps whatever its augmentation).
 
     Returns:
-        `train(key, rows: GroupedRows, x_val [m, d], y_val [m]) -> ClassifierFit`. Epoch t
-        uses `fold_in(key, t)`: same key, same data -> same parameters.
+        `train(key, rows: GroupedRows, x_val [m, d], y_val [m]) -> ClassifierFit`, run by
+        `fairjax.training.run` with one compiled chunk per epoch: step s draws its batch
+        from the step key `fold_in(k, s)` of a split of `key`, so the same key and data
+        give the same parameters.
+
+    Raises:
+        FairjaxError: a setting is invalid; from `train`, `y_val` lacks a label (the
+            balanced accuracy is undefined) or the training loss became NaN or infinite.
     """
     if sampling not in SAMPLINGS:
         raise FairjaxError(f"sampling must be one of {SAMPLINGS}; got {sampling!r}")
@@ -204,77 +209,76 @@ def make_classifier_trainer(
     if not lr > 0:
         raise FairjaxError(f"lr must be positive; got {lr!r}")
     hidden = tuple(int(h) for h in hidden)
-    optimizer, run_epoch, evaluate = _compiled_classifier(
+    optimizer, step_fn, batch_fn, evaluate = _compiled_classifier(
         sampling, hidden, float(lr), int(batch_size)
     )
 
     def train(
         key: jax.Array, rows: GroupedRows, x_val: ArrayLike, y_val: ArrayLike
     ) -> ClassifierFit:
+        y_host = np.asarray(y_val)  # numpy: no compiled check per validation size
+        positives = int(np.sum(y_host == 1))
+        if not 0 < positives < len(y_host):
+            raise FairjaxError(
+                "y_val must hold validation rows of both labels (early stopping scores the "
+                f"balanced accuracy); got {positives} of {len(y_host)} with label 1"
+            )
         x_val = jnp.asarray(x_val, jnp.float32)
-        y_val = jnp.asarray(y_val, jnp.int32)
-        n = rows.x.shape[0]
-        steps = steps_per_epoch or -(-n // int(batch_size))
+        y_val = jnp.asarray(y_host, jnp.int32)
+        steps = int(steps_per_epoch or -(-rows.x.shape[0] // int(batch_size)))
         init_key, train_key = jax.random.split(key)
         params = init_mlp(init_key, (rows.x.shape[1], *hidden, 1))
-        opt_state = optimizer.init(params)
-        best, best_epoch, best_ba, since = params, 0, -np.inf, 0
-        bas, losses = [], []
-        for epoch in range(int(max_epochs)):
-            params, opt_state, loss = run_epoch(
-                params, opt_state, rows, jax.random.fold_in(train_key, epoch), int(steps)
-            )
-            ba = float(evaluate(params, x_val, y_val))
-            bas.append(ba)
-            losses.append(float(loss))
-            if ba > best_ba:
-                best, best_epoch, best_ba, since = params, epoch, ba, 0
-            else:
-                since += 1
-                if since >= patience:
-                    break
-        return ClassifierFit(best, best_epoch, np.asarray(bas), np.asarray(losses))
+        state, record = training.run(
+            train_key,
+            training.init_train_state(params, optimizer),
+            step_fn,
+            batch_fn,
+            rows,
+            num_steps=int(max_epochs) * steps,
+            chunk_size=steps,
+            progress=False,
+            desc=f"{sampling} classifier",
+            eval_fn=lambda s: -float(evaluate(s.params, x_val, y_val)),
+            patience=int(patience),
+        )
+        return ClassifierFit(
+            params=state.params,
+            best_epoch=max(record.best_step // steps - 1, 0),
+            val_balanced_accuracy=-record.eval_scores,
+            train_loss=record.metrics["loss"].astype(np.float64),
+            record=record,
+        )
 
     return train
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled_classifier(sampling: str, hidden: tuple, lr: float, batch_size: int):
-    """(optimizer, jitted run_epoch, jitted evaluate), built once per setting and shared
-    by every trainer with that setting (so no recompilation across seeds and methods)."""
+    """(optimizer, step_fn, batch_fn, jitted evaluate), built once per setting and shared
+    by every trainer with that setting, so `training.run` reuses its compiled epochs
+    across seeds and methods."""
     optimizer = optax.adam(lr)
 
-    def bce(params, x, y, w):
+    def bce(params, batch, key):
+        x, y, w = batch
         return jnp.mean(w * optax.sigmoid_binary_cross_entropy(logits_fn(params, x), y))
 
-    @functools.partial(jax.jit, static_argnums=4)
-    def run_epoch(params, opt_state, rows: GroupedRows, key, steps: int):
+    def batch_fn(rows: GroupedRows, key: jax.Array):
         if sampling == "equal":
-            batch_fn = make_equal_batch_fn(rows.start, rows.count, batch_size)
+            idx = make_equal_batch_fn(rows.start, rows.count, batch_size)(key)
         else:
-            batch_fn = make_uniform_batch_fn(rows.x.shape[0], batch_size)
+            idx = make_uniform_batch_fn(rows.x.shape[0], batch_size)(key)
         if sampling == "reweighted":
-            weights = cell_weights(rows)
+            w = _cell_weight_table(rows)[rows.group[idx], rows.label[idx]]
         else:
-            weights = jnp.ones(rows.x.shape[0], jnp.float32)
-
-        def step(carry, i):
-            params, opt_state = carry
-            idx = batch_fn(jax.random.fold_in(key, i))
-            loss, grads = jax.value_and_grad(bce)(
-                params, rows.x[idx], rows.label[idx].astype(jnp.float32), weights[idx]
-            )
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), loss = jax.lax.scan(step, (params, opt_state), jnp.arange(steps))
-        return params, opt_state, jnp.mean(loss)
+            w = jnp.ones(batch_size, jnp.float32)
+        return rows.x[idx], rows.label[idx].astype(jnp.float32), w
 
     @jax.jit
     def evaluate(params, x, y):
-        return balanced_accuracy(y, logits_fn(params, x) >= 0.0)
+        return weighted_balanced_accuracy(y.astype(bool), logits_fn(params, x) >= 0.0, 1.0)
 
-    return optimizer, run_epoch, evaluate
+    return optimizer, training.make_train_step(bce, optimizer), batch_fn, evaluate
 
 
 def select_model(

@@ -6,7 +6,10 @@ accuracy: 0.5 = indistinguishable, 1 = fully separable. All groups share one pad
 [G, M, d] with 0/1 row weights, so the G tests are one `vmap` of a test written for one
 group, trained full-batch with Adam inside `lax.scan`: one compilation for every
 checkpoint and every group, where a loop over `fairjax.metrics.classifier_two_sample_test`
-would compile once per group size.
+would compile once per group size. The optimizer step is `fairjax.training.make_train_step`;
+the loop is not `fairjax.training.run`, whose host-side chunks (progress, divergence check,
+evaluation) cannot run inside a `vmap` over groups, and one `run` per group would pay a
+dispatch and a host round trip per group and chunk where the vmapped scan pays one call.
 
 Per group: features are standardised with the weighted mean / std of the training part;
 both classes get equal total weight in the loss; a row is held out with probability
@@ -26,7 +29,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fairjax import training
 from fairjax.classifiers import init_mlp, logits_fn
+from fairjax.metrics import weighted_balanced_accuracy
 
 __all__ = ["make_group_c2st", "two_sample_balanced_accuracy"]
 
@@ -76,23 +81,21 @@ def two_sample_balanced_accuracy(
     params = init_mlp(init_key, (x.shape[1], *tuple(hidden), 1))
     opt = optax.adam(lr)
 
-    def loss_fn(p):
-        return jnp.sum(w_loss * optax.sigmoid_binary_cross_entropy(logits_fn(p, x), y))
+    def loss_fn(p, batch, key):
+        x, y, w = batch
+        return jnp.sum(w * optax.sigmoid_binary_cross_entropy(logits_fn(p, x), y))
 
-    def step(carry, _):
-        p, s = carry
-        g = jax.grad(loss_fn)(p)
-        u, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, u), s), None
+    # The shared step, not `training.run`: this fit is full-batch and runs vmapped over
+    # groups inside one jit (see the module docstring).
+    step = training.make_train_step(loss_fn, opt)
 
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    pred = logits_fn(params, x) >= 0
-    tp = jnp.sum(w_test * y * pred)
-    tn = jnp.sum(w_test * (1 - y) * ~pred)
-    n_pos = jnp.sum(w_test * y)
-    n_neg = jnp.sum(w_test * (1 - y))
-    ba = 0.5 * (tp / n_pos + tn / n_neg)
-    return jnp.where((n_pos > 0) & (n_neg > 0) & (pos > 0) & (neg > 0), ba, jnp.nan)
+    def body(state, _):
+        return step(state, (x, y, w_loss), split_key)[0], None  # the loss ignores the key
+
+    state, _ = jax.lax.scan(body, training.init_train_state(params, opt), None, length=steps)
+    params = state.params
+    ba = weighted_balanced_accuracy(y == 1, logits_fn(params, x) >= 0, w_test)
+    return jnp.where((pos > 0) & (neg > 0), ba, jnp.nan)  # nan too if a class was never seen
 
 
 def make_group_c2st(

@@ -31,9 +31,9 @@ with replacement, so no padding is needed) are gathered into [2G, B, d] arrays a
 per-cell loss is vmapped. Cells that cannot be trained (fewer than `min_rows` real rows,
 or an empty source set) get weight 0; the loss is the mean over the others. This is the
 expectation of the authors' one-group step over a uniformly drawn group, with less
-variance. Steps run inside `lax.scan`, `eval_every` per compiled call; between calls a
-host-side `score_fn` (e.g. a real-vs-generated classifier's balanced accuracy) rates the
-current parameters and the best-scoring checkpoint is kept.
+variance. Training is `fairjax.training.run`, `eval_every` steps per compiled call;
+between calls a host-side `score_fn` (e.g. a real-vs-generated classifier's balanced
+accuracy) rates the current parameters and the best-scoring checkpoint is kept.
 
 References:
     arXiv 2405.14521, sec. 3 (generators from parents, MMD loss); Gretton et al., JMLR 2012.
@@ -50,7 +50,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.typing import ArrayLike
-from tqdm.auto import tqdm
 
 from fairjax import mmd, training
 from fairjax.errors import FairjaxError
@@ -390,6 +389,8 @@ class GeneratorFit(NamedTuple):
         losses: [steps] training loss of every step.
         eval_steps: [E] steps at which `score_fn` was evaluated (0 = initial params).
         eval_scores: [E] the scores (lower is better); empty without `score_fn`.
+        record: the `fairjax.training.Record` of the run, one logged window per step
+            (its evaluations leave out the initial parameters' score).
     """
 
     params: Params
@@ -397,11 +398,18 @@ class GeneratorFit(NamedTuple):
     losses: np.ndarray
     eval_steps: np.ndarray
     eval_scores: np.ndarray
+    record: training.Record
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_chunk(parameterisation, sharing, beta, batch_size, min_rows, lr, chunk_steps):
-    """Jitted `chunk(state, data, key) -> (state, losses [chunk_steps])`, one per setting."""
+def _compiled_step(parameterisation, sharing, beta, batch_size, min_rows, lr):
+    """(optimizer, step_fn) of the MMD loss, one per setting, so `training.run` reuses its
+    compiled chunks across seeds, parents and data sets of one shape.
+
+    The state is `(TrainState, GeneratorData)`: the loss draws its own batches of every
+    cell from the step key, so the data ride in the state (no step changes them) rather
+    than in a batch, which `training.run` would split by rows over devices.
+    """
     loss_fn = make_generator_loss(
         parameterisation=parameterisation,
         sharing=sharing,
@@ -410,17 +418,19 @@ def _compiled_chunk(parameterisation, sharing, beta, batch_size, min_rows, lr, c
         min_rows=min_rows,
     )
     optimizer = optax.adam(lr)
-    step_fn = training.make_train_step(loss_fn, optimizer)
+    inner = training.make_train_step(loss_fn, optimizer)
 
-    @jax.jit
-    def chunk(state: training.TrainState, data: GeneratorData, key: jax.Array):
-        def body(state, i):
-            state, metrics = step_fn(state, data, jax.random.fold_in(key, i))
-            return state, metrics["loss"]
+    def step_fn(state, batch, key):
+        del batch  # empty: see above
+        train, data = state
+        train, metrics = inner(train, data, key)
+        return (train, data), metrics
 
-        return jax.lax.scan(body, state, state.step + jnp.arange(chunk_steps))
+    return optimizer, step_fn
 
-    return optimizer, chunk
+
+def _no_batch(data: Any, key: jax.Array) -> tuple:
+    return ()
 
 
 def fit_generator(
@@ -442,8 +452,11 @@ def fit_generator(
 ) -> GeneratorFit:
     """Train the generators of all cells with Adam on the MMD loss; keep the best checkpoint.
 
+    Runs `fairjax.training.run` with `eval_every` steps per compiled chunk and `score_fn`
+    as its evaluation (no early stopping: every step runs).
+
     Args:
-        key: PRNG key (step t draws its batches from `fold_in(key, t)`).
+        key: PRNG key (step t draws its batches from the step key of `fold_in(key, t)`).
         rows: real training rows by cell (`groups.group_rows`).
         members: [G, k, G] bool source sets.
         parameterisation, sharing: see `init_generator_params`.
@@ -454,7 +467,8 @@ def fit_generator(
         lr: Adam learning rate (0.1 as in the paper's setup).
         eval_every: steps per compiled chunk; `score_fn` runs after each chunk.
         score_fn: host function `params -> float`, lower is better (e.g. |C2ST balanced
-            accuracy - 0.5| of generated vs real rows). None keeps the last parameters.
+            accuracy - 0.5| of generated vs real rows); the initial parameters are scored
+            too and kept if nothing beats them. None keeps the last parameters.
         progress: show a progress bar.
 
     Returns:
@@ -471,41 +485,41 @@ def fit_generator(
         num_groups=num_groups,
         sharing=sharing,
     )
-    optimizer, chunk = _compiled_chunk(
-        parameterisation,
-        sharing,
-        float(beta),
-        int(batch_size),
-        int(min_rows),
-        float(lr),
-        int(eval_every),
+    optimizer, step_fn = _compiled_step(
+        parameterisation, sharing, float(beta), int(batch_size), int(min_rows), float(lr)
     )
     data = GeneratorData(rows, jnp.asarray(members), jnp.asarray(bandwidths, jnp.float32))
-    state = training.init_train_state(params, optimizer)
-    num_chunks = -(-int(steps) // int(eval_every))
-
-    best_params, best_step, best_score = params, 0, np.inf
-    eval_steps, eval_scores, losses = [], [], []
+    eval_every = int(eval_every)
+    num_steps = -(-int(steps) // eval_every) * eval_every
+    eval_fn = None if score_fn is None else (lambda state: score_fn(state[0].params))
+    initial = None if score_fn is None else float(score_fn(params))
+    (state, _), record = training.run(
+        key,
+        (training.init_train_state(params, optimizer), data),
+        step_fn,
+        _no_batch,
+        None,
+        num_steps=num_steps,
+        chunk_size=eval_every,
+        progress=progress,
+        desc="generator",
+        eval_fn=eval_fn,
+        log_every=1,
+    )
+    best_params, best_step = state.params, int(state.step)
+    eval_steps, eval_scores = record.eval_steps, record.eval_scores
     if score_fn is not None:
-        best_score = float(score_fn(params))
-        eval_steps.append(0)
-        eval_scores.append(best_score)
-    for _ in tqdm(range(num_chunks), desc="generator", disable=not progress, leave=False):
-        state, chunk_losses = chunk(state, data, key)
-        losses.append(np.asarray(chunk_losses))
-        step = int(state.step)
-        if score_fn is None:
-            best_params, best_step = state.params, step
-            continue
-        score = float(score_fn(state.params))
-        eval_steps.append(step)
-        eval_scores.append(score)
-        if score < best_score:  # ties keep the earlier checkpoint; nan never wins
-            best_params, best_step, best_score = state.params, step, score
+        eval_steps = np.concatenate([[0], eval_steps]).astype(np.int64)
+        eval_scores = np.concatenate([[initial], eval_scores]).astype(np.float64)
+        # `run` kept its best score (nan never wins); ties keep the earlier checkpoint
+        run_best = np.min(record.eval_scores[~np.isnan(record.eval_scores)], initial=np.inf)
+        if not np.isnan(initial) and not run_best < initial:
+            best_params, best_step = params, 0
     return GeneratorFit(
         params=best_params,
         best_step=best_step,
-        losses=np.concatenate(losses),
-        eval_steps=np.asarray(eval_steps, np.int64),
-        eval_scores=np.asarray(eval_scores, np.float64),
+        losses=record.metrics["loss"].astype(np.float32),
+        eval_steps=eval_steps,
+        eval_scores=eval_scores,
+        record=record,
     )

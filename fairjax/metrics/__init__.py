@@ -30,7 +30,12 @@ from fairjax.metrics.quality import (
     dcr_summary,
     distance_to_closest_record,
 )
-from fairjax.metrics.utility import accuracy, balanced_accuracy, roc_auc
+from fairjax.metrics.utility import (
+    accuracy,
+    balanced_accuracy,
+    roc_auc,
+    weighted_balanced_accuracy,
+)
 
 __all__ = [
     "DifferentialFairness",
@@ -56,6 +61,7 @@ __all__ = [
     "roc_auc",
     "selection_rates",
     "sensitive_leakage",
+    "weighted_balanced_accuracy",
     "worst_best_ratio",
     "worst_group_rate",
 ]

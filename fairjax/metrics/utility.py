@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 
 from fairjax.errors import FairjaxError
 
-__all__ = ["accuracy", "balanced_accuracy", "roc_auc"]
+__all__ = ["accuracy", "balanced_accuracy", "roc_auc", "weighted_balanced_accuracy"]
 
 _METRICS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -125,9 +125,31 @@ def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
             f"{'true positive' if n_pos == 0 else 'true negative'} rate is 0/0"
         )
         return float("nan")
-    tpr = np.sum(p & t) / n_pos
-    tnr = np.sum(~p & ~t) / n_neg
-    return float(0.5 * (tpr + tnr))
+    return float(weighted_balanced_accuracy(t, p, np.float64(1.0)))
+
+
+def weighted_balanced_accuracy(
+    y_true: ArrayLike, y_pred: ArrayLike, weight: ArrayLike
+) -> ArrayLike:
+    """(TPR + TNR) / 2 with row weights, as plain array arithmetic: no validation, so it
+    runs on numpy arrays and inside `jax.jit` / `vmap` alike (the one implementation
+    behind `balanced_accuracy` and the jitted scores of `fairjax.intersectional`).
+
+    TPR = sum(w [y_true & y_pred]) / sum(w [y_true]), TNR likewise for the negatives.
+
+    Args:
+      y_true: [n] bool labels.
+      y_pred: [n] bool predictions.
+      weight: [n] or [] non-negative row weights (0 leaves a row out).
+
+    Returns:
+      [] balanced accuracy; nan when a class has zero total weight.
+    """
+    tp = (weight * (y_true & y_pred)).sum()
+    tn = (weight * (~y_true & ~y_pred)).sum()
+    n_pos = (weight * y_true).sum()
+    n_neg = (weight * ~y_true).sum()
+    return 0.5 * (tp / n_pos + tn / n_neg)
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
