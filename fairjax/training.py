@@ -267,8 +267,9 @@ def run(
     ) as bar:
         for start in range(loop.step, num_steps if not loop.done else 0, chunk_size):
             n = min(chunk_size, num_steps - start)
-            state, metrics = chunk(state, data, key, start, jnp.arange(chunk_size) < n)
-            metrics = {name: np.asarray(v[:n]) for name, v in metrics.items()}
+            # mask and trim on the host: no small device programs compiled per chunk length
+            state, metrics = chunk(state, data, key, start, np.arange(chunk_size) < n)
+            metrics = {name: np.asarray(v)[:n] for name, v in metrics.items()}
             _check_finite(metrics, desc, start, num_steps)
             for name, v in metrics.items():
                 values.setdefault(name, []).append(v)
