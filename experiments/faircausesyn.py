@@ -146,6 +146,13 @@ def _design(encoder, frame: pd.DataFrame, roles: CausalRoles) -> np.ndarray:
     return np.concatenate([t[:, None], z, w], axis=1)
 
 
+def audit(cfg: ExperimentConfig, key, frame: pd.DataFrame, roles: CausalRoles):
+    """`refine.audit` with the generator config's nuisance models and folds, so the tables,
+    the baselines and the predictions are audited as the refinement loop audits."""
+    g = cfg.generator
+    return refine.audit(key, frame, roles, model=g.audit_model, n_folds=g.audit_folds)
+
+
 def classifier_scores(key, cfg, roles, train, test) -> dict:
     """Accuracy and causal measures (on `test`) of the three classifiers fitted on `train`."""
     probabilities = {}
@@ -172,7 +179,7 @@ def classifier_scores(key, cfg, roles, train, test) -> dict:
         scored = test.assign(**{roles.Y: p})
         out[name] = {
             "accuracy": float(np.mean((p >= 0.5) == y)),
-            "measures": _measures(refine.audit(jax.random.fold_in(key, 10 + i), scored, roles)),
+            "measures": _measures(audit(cfg, jax.random.fold_in(key, 10 + i), scored, roles)),
         }
     return out
 
@@ -223,7 +230,7 @@ def run_one(name: str, seed: int, cfg: ExperimentConfig) -> dict:
         )
 
     audits = {
-        gen: refine.audit(jax.random.fold_in(k_audit, i), rows, roles)
+        gen: audit(cfg, jax.random.fold_in(k_audit, i), rows, roles)
         for i, (gen, rows) in enumerate(tables.items())
     }
     goal = refine.make_goal(audits["real"], mode="faithful")
