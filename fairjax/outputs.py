@@ -69,6 +69,19 @@ def check_target(
 
 
 @contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A throw-away folder for a process other than the main one of a multi-process run.
+
+    Only process 0 checks and writes the real target. The others write to scratch and do
+    not check it at write time: by then process 0 may already have written it, and the
+    target would look taken. (Commands check their targets up front, before any process
+    writes, so every process refuses a taken target alike.)
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        yield Path(scratch)
+
+
+@contextlib.contextmanager
 def atomic_file(
     path: str | os.PathLike,
     *,
@@ -90,11 +103,11 @@ def atomic_file(
         bytes equal it (then it is left as it is, not even its time stamp changes); when they
         differ, the error is raised after writing (the old file is kept).
     """
-    path = check_target(path, overwrite=overwrite or keep_if_unchanged, arg=arg)
-    if not parallel.is_main_process():
-        with tempfile.TemporaryDirectory() as scratch:
-            yield Path(scratch) / path.name
+    if not parallel.is_main_process():  # see _scratch
+        with _scratch() as scratch:
+            yield scratch / Path(path).name
         return
+    path = check_target(path, overwrite=overwrite or keep_if_unchanged, arg=arg)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
@@ -147,11 +160,11 @@ def atomic_folder(
     into place and only then the old one deleted; if the rename fails the old one is put
     back. On an exception the temporary folder is deleted and `path` is untouched.
     """
-    path = check_target(path, overwrite=overwrite, kind="folder", arg=arg, replaceable=replaceable)
-    if not parallel.is_main_process():
-        with tempfile.TemporaryDirectory() as scratch:
-            yield Path(scratch)
+    if not parallel.is_main_process():  # see _scratch
+        with _scratch() as scratch:
+            yield scratch
         return
+    path = check_target(path, overwrite=overwrite, kind="folder", arg=arg, replaceable=replaceable)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     _default_mode(tmp, 0o777)

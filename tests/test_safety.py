@@ -231,6 +231,22 @@ def test_failed_folder_write_keeps_the_old_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
+def test_other_processes_write_nowhere_even_once_process_0_has_written(tmp_path, monkeypatch):
+    """In a multi-process run process 0 may write the target before another process reaches
+    its save; that process must not then find the target taken (a CI failure once)."""
+    from fairjax import parallel
+
+    done = tmp_path / "model"
+    done.mkdir()
+    (done / "model.json").write_text("{}")
+    monkeypatch.setattr(parallel, "is_main_process", lambda: False)
+    with outputs.atomic_folder(done) as folder:
+        (folder / "model.json").write_text("other")
+    outputs.write_text(tmp_path / "model" / "model.json", "other")
+    assert (done / "model.json").read_text() == "{}"
+    assert [p.name for p in tmp_path.rglob("*")] == ["model", "model.json"]
+
+
 def test_atomic_file_keeps_an_identical_file_and_refuses_a_changed_one(tmp_path):
     path = tmp_path / "t.md"
     path.write_text("same")
