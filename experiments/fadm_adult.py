@@ -338,6 +338,11 @@ class Runner:
         fit = {
             "method": owner,
             "fit_options": owner_method.fit_options,
+            # The generator's whole configuration, so that a changed generator preset
+            # invalidates the records made with the old one.
+            "config": None
+            if owner_method.generator is None
+            else dataclasses.asdict(self._config(owner_method)),
             "points": [point_tag(p) for p in self._points(owner)],
             "excluded": list(excluded),
         }
@@ -394,14 +399,18 @@ class Runner:
         unique = {point_tag(p): p for m in sharing for p in m.points}
         return list(unique.values())
 
+    @staticmethod
+    def _config(method: Method):
+        """The generator config of `method`: its preset with the options it has."""
+        options = dict(method.fit_options)
+        config = generators.get(method.generator).PRESETS[options.pop("generator_preset")]
+        fields = {f.name for f in dataclasses.fields(config)}
+        return dataclasses.replace(config, **{k: v for k, v in options.items() if k in fields})
+
     def _fit(self, method: Method, key, train: pd.DataFrame):
         module = generators.get(method.generator)
-        options = dict(method.fit_options)
-        config = module.PRESETS[options.pop("generator_preset")]
-        fields = {f.name for f in dataclasses.fields(config)}
-        config = dataclasses.replace(config, **{k: v for k, v in options.items() if k in fields})
         data = TabularDataset(train, self.adult.schema, name="adult-sources")
-        return module.fit(key, data, config=config, progress=self.progress)
+        return module.fit(key, data, config=self._config(method), progress=self.progress)
 
     def cell(self, method: Method, target: str, seed: int) -> dict:
         """Every grid point's validation and test scores for `target`, and the selected
