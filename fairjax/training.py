@@ -344,9 +344,10 @@ def run_many(
     draw and the step over it inside its `lax.scan` chunks (`run(..., fits=K)`): fit k
     equals `run(keys[k], states[k], step_fn, batch_fn, data[k], ...)` up to float
     reassociation (the same batches and noise: step i of fit k uses
-    `fold_in(keys[k], i)`). Fits on row subsets of different sizes share the program
-    when their data are padded to common shapes and `batch_fn` draws only from each
-    fit's own rows (e.g. rows `floor(u * n_k)`, with n_k an array of the data).
+    `fold_in(keys[k], i)`); a single fit is `run` itself. Fits on row subsets of
+    different sizes share the program when their data are padded to common shapes and
+    `batch_fn` draws only from each fit's own rows (e.g. rows `floor(u * n_k)`, with n_k
+    an array of the data).
 
     Args:
       keys: K PRNG keys (a sequence, or a key array [K]).
@@ -372,6 +373,17 @@ def run_many(
         )
     for what, trees in (("state", states), ("data", data)):
         _check_same_shapes(what, trees)
+    options = {
+        "num_steps": num_steps,
+        "chunk_size": chunk_size,
+        "progress": progress,
+        "desc": desc,
+        "row_axis": row_axis,
+        "log_every": log_every,
+    }
+    if k == 1:  # one fit: `run` itself (a vmap over one fit only adds batched-matmul costs)
+        state, record = run(keys[0], states[0], step_fn, batch_fn, data[0], **options)
+        return [state], [record]
     stacked_state, stacked_data = (
         jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees) for trees in (states, data)
     )
@@ -381,13 +393,8 @@ def run_many(
         step_fn,
         batch_fn,
         stacked_data,
-        num_steps=num_steps,
-        chunk_size=chunk_size,
-        progress=progress,
-        desc=desc,
-        row_axis=row_axis,
-        log_every=log_every,
         fits=k,
+        **options,
     )
     return [jax.tree.map(lambda a, i=i: a[i], final) for i in range(k)], records
 
