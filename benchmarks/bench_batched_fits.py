@@ -18,8 +18,10 @@ apart: a long protocol compiles once). The step counts are cut (quick: `--score-
 `--classifier-steps`, default 200 / 100; paper: `--paper-steps`, default 100 each; stated
 in the JSON) so the whole benchmark takes minutes; fits per hour are then extrapolated to
 the preset's steps from the measured time per step (the time of a fit is linear in its
-steps: the loop is the same compiled chunk over and over). `time_ratio_15_quick` is the
-batched wall time of 15 quick fits over the sequential wall time (target <= 1/3).
+steps: the loop is the same compiled chunk over and over; each fit's encoding of its
+rows is scaled with the steps too, so fits per hour are slightly underestimated).
+`time_ratio_15_quick` is the batched wall time of 15 quick fits over the sequential wall
+time (target <= 1/3).
 """
 
 from __future__ import annotations

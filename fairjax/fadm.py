@@ -557,7 +557,10 @@ def fit_many(
     `fit(keys[k], datasets[k], config=config, domain=domain)` up to float reassociation.
     Meant for the leave-one-domain-out protocol: many fits of one architecture on
     different row subsets (and seeds). The datasets may have different row counts (their
-    rows are zero-padded to a common length and never drawn beyond their own).
+    rows are zero-padded to a common length and never drawn beyond their own). On a CPU
+    that one fit already keeps busy it is not faster than fitting one by one (measured
+    on 2 cores: `benchmarks/bench_batched_fits.py`); it is meant for devices that one
+    small fit leaves idle.
 
     Args:
       keys: K PRNG keys (a sequence or a key array [K]), one per fit.
