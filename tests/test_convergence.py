@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from fairjax import fadm, sde, training
+from fairjax import classifiers, fadm, sde, training
 from fairjax.errors import FairjaxError
 from tests.test_fadm import TINY, toy_dataset
 
@@ -130,3 +130,48 @@ def test_holdout_is_stratified_and_off_in_the_quick_preset():
 def test_bad_stopping_config(field, value):
     with pytest.raises(FairjaxError, match=field):
         fadm.FADMConfig(**{field: value})
+
+
+@pytest.mark.parametrize("method", ["vae"])  # DDPM's DSM criterion is FADM's (tested above)
+def test_baselines_stop_on_their_held_out_loss(method):
+    """The VAE's held-out negative ELBO (KL weight 1, whatever kl_weight trains with) is
+    recorded every eval_every steps and the best parameters are kept."""
+    from fairjax.baselines import common, ddpm, vae
+    from tests.test_baselines import make_toy
+
+    toy = make_toy(n=800)
+    module = {"ddpm": ddpm, "vae": vae}[method]
+    extra = {"kl_weight": 0.5} if method == "vae" else {"sample_steps": 20}
+    config = dataclasses.replace(
+        module.PRESETS["quick"], width=32, steps=150, holdout=0.25, eval_every=25, patience=2,
+        **extra,
+    )  # fmt: skip
+    model = module.fit(jax.random.key(0), toy, config=config, progress=False)
+    rec = model.history["record"]
+    assert rec["eval_steps"] == list(range(25, rec["num_steps"] + 1, 25))
+    assert rec["best_step"] == rec["eval_steps"][int(np.argmin(rec["eval_scores"]))]
+    if method == "vae":  # the kept parameters' held-out negative ELBO is the best score
+        train_key = jax.random.split(jax.random.key(0), 3)[2]
+        split_key, eval_key = jax.random.split(
+            jax.random.fold_in(train_key, common._HOLDOUT_STREAM)
+        )
+        _, held = classifiers.stratified_split(split_key, toy.y, 0.25)
+        layout = common.Layout.of(model.encoder)
+        elbo = vae._loss(vae.NetSpec.of(config), layout, 1.0)
+        x = jnp.asarray(model.encoder.encode(toy.frame)[held])
+        score = float(elbo(model.params, x, eval_key))
+        assert score == pytest.approx(min(rec["eval_scores"]), rel=1e-4)
+        trained = float(vae._loss(vae.NetSpec.of(config), layout, 0.5)(model.params, x, eval_key))
+        assert trained < score  # the criterion is not the kl_weight-0.5 training loss
+
+
+@pytest.mark.parametrize("method", ["ddpm", "vae"])
+def test_baseline_stopping_config_is_validated(method):
+    from fairjax.baselines import ddpm, vae
+
+    module = {"ddpm": ddpm, "vae": vae}[method]
+    assert module.PRESETS["quick"].holdout == 0 and module.PRESETS["paper"].holdout > 0
+    with pytest.raises(FairjaxError, match="holdout"):
+        dataclasses.replace(module.PRESETS["quick"], holdout=1.5)
+    with pytest.raises(FairjaxError, match="eval_every"):
+        dataclasses.replace(module.PRESETS["quick"], eval_every=0)
