@@ -507,7 +507,7 @@ def fit(
         init = nets.init_params(modules[i], init_keys[2 * i], *example)
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
         stopping = {}
-        if held is not None:  # early stopping on the held-out rows (module docstring)
+        if held is not None:  # early stopping on the held-out rows (`FADMConfig.holdout`)
             data = (
                 jnp.asarray(x[held])
                 if targets is None
