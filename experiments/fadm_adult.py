@@ -417,6 +417,9 @@ class Runner:
         point of each of the method's rows."""
         record = self.fit_record(method, (target,), seed)
         final = record["scores"]
+        if method.fit_as:  # the owner's fit scores the owner's grid: keep this row's points
+            own = {point_tag(p) for p in method.points}
+            final = {tag: score for tag, score in final.items() if tag in own}
         test = {tag: score[target] for tag, score in final.items()}
         if self.preset.selection == "holdout":
             val = {tag: [score["val"]] for tag, score in final.items()}
@@ -425,8 +428,8 @@ class Runner:
             sources = [d for d in self.preset.domains if d != target]
             for v in sources if len(method.points) > 1 else ():
                 pair = self.fit_record(method, tuple(sorted((target, v))), seed)["scores"]
-                for tag, score in pair.items():
-                    val[tag].append(score[v])
+                for tag in val:
+                    val[tag].append(pair[tag][v])
         leakage = {tag: score.get("leakage") for tag, score in final.items()}
         selected = {
             f"{guide}|{rule}": select(method, val, guide, rule) for guide, rule in method.rows

@@ -52,6 +52,14 @@ def test_fadm_adult_quick_writes_tables_cells_and_plot(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--out", str(out)]) == 0
     assert "(0s)" in capsys.readouterr().out
+    # The lambda_z = 0 ablation shares FADM's fit and reports only its own points.
+    assert main([*argv[:-1], "real,FADM,FADM λz=0", "--out", str(out)]) == 0
+    ablation = json.loads(next((out / "cells").glob("*z=0*.json")).read_text())
+    own = {fadm_adult.point_tag(p) for p in fadm_adult.fadm_points(
+        fadm_adult.PRESETS["quick"], lambda_z=(0.0,))}  # fmt: skip
+    assert set(ablation["test"]) == set(ablation["leakage"]) == own
+    curve = pd.read_csv(out / "curve.csv")
+    assert len(curve[(curve["method"] == "FADM λz=0") & (curve["classifier"] == "mlp")]) == len(own)
     record = next((out / "fits").glob("FADM*.json"))
     data = json.loads(record.read_text())
     data["run"]["config"]["n_synthetic"] = 1
