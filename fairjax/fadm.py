@@ -450,26 +450,8 @@ def fit(
     References:
       arXiv:2406.09495, Algorithm 1 and eqs. 4-5, 11.
     """
-    schema = dataset.schema
-    domain = schema.domain if domain is None else domain
-    if domain is not None and domain not in dataset.frame.columns:
-        raise FairjaxError(
-            f"domain column {domain!r} not found; columns are {list(dataset.frame.columns)}"
-        )
-    z_name = schema.sensitive[0]
-    features = [c for c in schema.features if c != domain]
-    if not features:
-        raise FairjaxError("FADM needs at least one feature column besides label/sensitive/domain")
-    encoder = fit_encoder(dataset, columns=features, scaling=config.scaling)
-    x = encoder.encode(dataset.frame)
-    y = dataset.y.astype(np.int32)
-    z_values, z = np.unique(dataset.frame[z_name].to_numpy(), return_inverse=True)
-    domains = dataset.frame[domain].to_numpy() if domain is not None else np.zeros(len(x))
-    domain_values, d = np.unique(domains, return_inverse=True)
-    use_meta = config.meta == "on" or (config.meta == "auto" and len(domain_values) >= 2)
-    if use_meta and len(domain_values) < 2:
-        raise FairjaxError(f"meta='on' needs >= 2 domains; {domain!r} has {len(domain_values)}")
-
+    prep = _prepare(dataset, config, domain)
+    _, x, y, z, z_values, d, domain_values, use_meta = prep
     dim, num_z = x.shape[1], len(z_values)
     modules = make_modules(config, dim, 2, num_z)
     init_keys = jax.random.split(key, 6)
@@ -502,17 +484,195 @@ def fit(
         params[name] = state.params
         history[name] = record.final["loss"]
         history["record"][name] = record.to_dict()
-    counts = np.bincount(z, minlength=len(z_values))
+    return _model(config, dataset.schema, prep, params, history)
+
+
+class _Prepared(NamedTuple):
+    """A fit's encoded training rows (`_prepare`)."""
+
+    encoder: TabularEncoder
+    x: np.ndarray  # [n, dim] encoded features
+    y: np.ndarray  # [n] int32 labels
+    z: np.ndarray  # [n] index of the first sensitive column's value in z_values
+    z_values: np.ndarray
+    d: np.ndarray  # [n] index of the row's domain in domain_values
+    domain_values: np.ndarray
+    use_meta: bool
+
+
+def _prepare(dataset: TabularDataset, config: FADMConfig, domain: str | None) -> _Prepared:
+    """Check the domain column and encode the rows of `dataset` for `fit`."""
+    schema = dataset.schema
+    domain = schema.domain if domain is None else domain
+    if domain is not None and domain not in dataset.frame.columns:
+        raise FairjaxError(
+            f"domain column {domain!r} not found; columns are {list(dataset.frame.columns)}"
+        )
+    z_name = schema.sensitive[0]
+    features = [c for c in schema.features if c != domain]
+    if not features:
+        raise FairjaxError("FADM needs at least one feature column besides label/sensitive/domain")
+    encoder = fit_encoder(dataset, columns=features, scaling=config.scaling)
+    x = encoder.encode(dataset.frame)
+    y = dataset.y.astype(np.int32)
+    z_values, z = np.unique(dataset.frame[z_name].to_numpy(), return_inverse=True)
+    domains = dataset.frame[domain].to_numpy() if domain is not None else np.zeros(len(x))
+    domain_values, d = np.unique(domains, return_inverse=True)
+    use_meta = config.meta == "on" or (config.meta == "auto" and len(domain_values) >= 2)
+    if use_meta and len(domain_values) < 2:
+        raise FairjaxError(f"meta='on' needs >= 2 domains; {domain!r} has {len(domain_values)}")
+    return _Prepared(encoder, x, y, z, z_values, d, domain_values, use_meta)
+
+
+def _model(
+    config: FADMConfig, schema: Schema, prep: _Prepared, params: dict, history: dict
+) -> FADMModel:
+    """The `FADMModel` of a fit's prepared rows and trained parameters."""
+    counts = np.bincount(prep.z, minlength=len(prep.z_values))
     return FADMModel(
         config=config,
-        encoder=encoder,
+        encoder=prep.encoder,
         schema=schema,
         params=params,
-        sensitive_values=tuple(z_values.tolist()),
-        sensitive_probs=tuple(float(c) / len(z) for c in counts),
+        sensitive_values=tuple(prep.z_values.tolist()),
+        sensitive_probs=tuple(float(c) / len(prep.z) for c in counts),
         history=history,
-        label_rate=float(np.mean(y)),
+        label_rate=float(np.mean(prep.y)),
     )
+
+
+def fit_many(
+    keys: Any,
+    datasets: list[TabularDataset],
+    *,
+    config: FADMConfig = PRESETS["paper"],
+    domain: str | None = None,
+    progress: bool = True,
+) -> list[FADMModel]:
+    """`fit` on each of K datasets, trained together as one compiled program per network.
+
+    The K fits' parameters and Adam (or MLDG) states are stacked on a leading axis and
+    every network's steps run vmapped over it (`training.run_many`); each fit draws its
+    batches from its own rows with its own keys, so model k equals
+    `fit(keys[k], datasets[k], config=config, domain=domain)` up to float reassociation.
+    Meant for the leave-one-domain-out protocol: many fits of one architecture on
+    different row subsets (and seeds). The datasets may have different row counts (their
+    rows are zero-padded to a common length and never drawn beyond their own). On a CPU
+    that one fit already keeps busy it is not faster than fitting one by one (measured
+    on 2 cores: `benchmarks/bench_batched_fits.py`); it is meant for devices that one
+    small fit leaves idle.
+
+    Args:
+      keys: K PRNG keys (a sequence or a key array [K]), one per fit.
+      datasets: K training tables, each as for `fit`.
+      config: hyperparameters shared by every fit.
+      domain: domain column for meta-learning (default: each schema's domain).
+      progress: show progress bars.
+
+    Returns:
+      K fitted `FADMModel`s, in the order of `datasets`.
+
+    Raises:
+      FairjaxError: `keys` and `datasets` differ in length or are empty; the fits cannot
+        share one program: they differ in encoded width, in the number of sensitive
+        values, in whether they meta-learn or (when meta-learning) in the number of
+        domains; the message names what differs and in which fits. As for `fit`.
+
+    References:
+      arXiv:2406.09495, Algorithm 1 and eqs. 4-5, 11.
+    """
+    keys = list(keys)
+    if not datasets or len(keys) != len(datasets):
+        raise FairjaxError(
+            f"fit_many needs one key per dataset, at least one; got {len(keys)} keys and "
+            f"{len(datasets)} datasets"
+        )
+    preps = [_prepare(ds, config, domain) for ds in datasets]
+    _check_shareable(preps)
+    first = preps[0]
+    use_meta, dim, num_z = first.use_meta, first.x.shape[1], len(first.z_values)
+    num_domains = max(len(p.domain_values) for p in preps)
+    modules = make_modules(config, dim, 2, num_z)
+    init_keys = [jax.random.split(k, 6) for k in keys]
+    example = (jnp.zeros(dim), jnp.zeros(()))
+    params = [{} for _ in preps]
+    history = [
+        {"meta": use_meta, "domains": [str(v) for v in p.domain_values], "record": {}}
+        for p in preps
+    ]
+    for i, name in enumerate(("score", "label", "sensitive")):
+        spec = TrainSpec.of(config, modules[i], name, use_meta)
+        step, optimizer = _step_fn(spec)
+        init_state = meta.init_meta_state if use_meta else training.init_train_state
+        states = [
+            init_state(nets.init_params(modules[i], ks[2 * i], *example), optimizer)
+            for ks in init_keys
+        ]
+        data = [
+            _train_data(p.x, {"score": None, "label": p.y, "sensitive": p.z}[name], p.d)
+            for p in preps
+        ]
+        states, records = training.run_many(
+            [ks[2 * i + 1] for ks in init_keys],
+            states,
+            step,
+            _batch_fn(config.batch_size, use_meta, name != "score"),
+            _pad_common(data, num_domains),
+            num_steps=config.score_steps if name == "score" else config.classifier_steps,
+            progress=progress,
+            desc=f"fadm {name} (x{len(preps)})",
+        )
+        for k, (state, record) in enumerate(zip(states, records, strict=True)):
+            params[k][name] = state.params
+            history[k][name] = record.final["loss"]
+            history[k]["record"][name] = record.to_dict()
+    return [
+        _model(config, ds.schema, p, pr, h)
+        for ds, p, pr, h in zip(datasets, preps, params, history, strict=True)
+    ]
+
+
+def _check_shareable(preps: list[_Prepared]) -> None:
+    """FairjaxError unless the fits of `fit_many` can share one compiled program, naming
+    what differs and the first fit that differs from fit 0."""
+    facts = {
+        "encoded width": lambda p: p.x.shape[1],
+        "number of sensitive values": lambda p: len(p.z_values),
+        "meta-learning": lambda p: p.use_meta,
+    }
+    if preps[0].use_meta:
+        facts["number of domains (MLDG holds one of them out per step)"] = lambda p: len(
+            p.domain_values
+        )
+    for what, fact in facts.items():
+        for k, p in enumerate(preps[1:], start=1):
+            if fact(p) != fact(preps[0]):
+                raise FairjaxError(
+                    f"fit_many: fit {k} cannot share a program with fit 0: {what} "
+                    f"{fact(p)!r} vs {fact(preps[0])!r}; fit such datasets in separate "
+                    "fit_many calls (or with fit)"
+                )
+
+
+def _pad_common(data: list[TrainData], num_domains: int) -> list[TrainData]:
+    """Zero-pad every fit's rows to the longest fit's and its domain arrays to
+    `num_domains` (padding domains have no rows: plain batches draw from
+    floor(u * sum(counts)) rows, which they do not change; meta-learning fits have
+    equal domain counts, `_check_shareable`)."""
+    rows = max(td.x.shape[0] for td in data)
+
+    def pad(a, n):
+        return jnp.concatenate([a, jnp.zeros((n - a.shape[0], *a.shape[1:]), a.dtype)])
+
+    return [
+        TrainData(
+            pad(td.x, rows),
+            pad(td.targets, rows),
+            pad(td.starts, num_domains),
+            pad(td.counts, num_domains),
+        )
+        for td in data
+    ]
 
 
 class TrainData(NamedTuple):
