@@ -117,8 +117,8 @@ def main(argv=None) -> dict:
             preset = dataclasses.replace(preset, width=32, num_blocks=1, classifier_width=32)
         score_steps, classifier_steps = steps_of[size]
         config = dataclasses.replace(
-            preset, score_steps=score_steps, classifier_steps=classifier_steps
-        )
+            preset, score_steps=score_steps, classifier_steps=classifier_steps, holdout=0.0
+        )  # fixed step counts: fit_many has no early stopping
         # warm-up: one chunk of each network compiles every program the timed runs use
         warm = dataclasses.replace(config, score_steps=1, classifier_steps=1)
         keys, sets = jobs(adult, max(ks[size]))

@@ -760,3 +760,32 @@ def _check_metrics(metrics: Any) -> None:
             "a training step must return (state, metrics) with metrics a non-empty dict of "
             f"named scalars, e.g. {{'loss': loss}}; got {shapes}"
         )
+
+
+def make_holdout_eval(loss_fn: LossFn, data: Any, key: jax.Array) -> Callable[[Any], float]:
+    """`eval_fn(state) -> float` for `run`: `loss_fn` on held-out `data` with a fixed `key`.
+
+    A stochastic loss (e.g. DSM, whose times and noises come from the key) evaluated with
+    the same key at every call sees the same times and noises, so successive evaluations
+    differ only by the parameters: a deterministic, comparable held-out criterion.
+
+    Args:
+      loss_fn: `(params, data, key) -> []`, e.g. `sde.make_dsm_loss(...)`.
+      data: the held-out rows, in the form `loss_fn` takes (all of them in one batch).
+      key: the fixed PRNG key of the criterion.
+
+    Returns:
+      `eval_fn(state) -> float`, lower is better (`state.params` is evaluated).
+    """
+    loss = jax.jit(loss_fn)
+    return lambda state: float(loss(state.params, data, key))
+
+
+def check_stopping(holdout: Any, eval_every: Any, patience: Any) -> None:
+    """Validate a config's early-stopping fields (`holdout` share of rows in [0, 1),
+    `eval_every` steps and `patience` evaluations, positive integers)."""
+    if isinstance(holdout, bool) or not 0.0 <= float(holdout) < 1.0:
+        raise FairjaxError(f"holdout must be a share of rows in [0, 1); got {holdout!r}")
+    for name, value in (("eval_every", eval_every), ("patience", patience)):
+        if isinstance(value, bool) or int(value) != value or int(value) < 1:
+            raise FairjaxError(f"{name} must be a positive integer; got {value!r}")

@@ -124,6 +124,8 @@ def test_fit_many_refuses_fits_that_cannot_share_a_program():
     keys = [jax.random.key(0), jax.random.key(1)]
     with pytest.raises(FairjaxError, match=r"fit 1 .*encoded width"):
         fadm.fit_many(keys, [base, wider], config=TINY, progress=False)
+    with pytest.raises(FairjaxError, match=r"holdout=0\.1"):
+        fadm.fit_many(keys, [base, base], config=dataclasses.replace(TINY, holdout=0.1))
     frame = base.frame.copy()
     frame["dom"] = np.where(np.arange(len(frame)) % 3 == 0, "c", frame["dom"])
     three = dataclasses.replace(base, frame=frame)
