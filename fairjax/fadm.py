@@ -37,7 +37,7 @@ import optax
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fairjax import guidance, meta, nets, parallel, persist, sampling, sde, training
+from fairjax import classifiers, guidance, meta, nets, parallel, persist, sampling, sde, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
@@ -68,6 +68,15 @@ class FADMConfig:
         not vanish on the rows the sensitive classifier is sure about).
       guide_t_max: the sensitive guide acts at times t <= guide_t_max only (1 = always).
       sensitive_output: "independent" (draw from the training marginal) or "omit".
+      holdout: share of the rows held out (stratified by domain and label) for early
+        stopping; 0 (the quick preset's) trains every network for its full step count on
+        all rows. With holdout > 0 each network is scored every `eval_every` steps on
+        the held-out rows at a fixed set of times and noises (the score net by its DSM
+        loss, the classifiers by their noisy-row log loss), training stops after
+        `patience` evaluations without improvement, the step counts become maxima and
+        the best evaluated parameters are kept.
+      eval_every: steps between held-out evaluations.
+      patience: evaluations without improvement before a network stops.
     """
 
     sde: str = "vp"
@@ -95,6 +104,9 @@ class FADMConfig:
     guide: str = "entropy"
     guide_t_max: float = 1.0
     sensitive_output: str = "independent"
+    holdout: float = 0.0
+    eval_every: int = 250
+    patience: int = 6
 
     def __post_init__(self):
         choices = {
@@ -112,6 +124,7 @@ class FADMConfig:
                 raise FairjaxError(f"{name} must be a positive integer; got {getattr(self, name)}")
         if not 0.0 < float(self.guide_t_max) <= 1.0:
             raise FairjaxError(f"guide_t_max must lie in (0, 1]; got {self.guide_t_max}")
+        training.check_stopping(self.holdout, self.eval_every, self.patience)
 
 
 PRESETS = {
@@ -125,7 +138,9 @@ PRESETS = {
         classifier_steps=600,
         sample_steps=200,
     ),
-    "paper": FADMConfig(),
+    # The paper's networks and step counts, which become maxima: 10% of the rows held out,
+    # scored every 500 steps, stopped after 6 evaluations (3,000 steps) without improvement.
+    "paper": FADMConfig(holdout=0.1, eval_every=500),
 }
 
 
@@ -231,7 +246,10 @@ class FADMModel:
         tenth of the steps; with meta-learning the MLDG objective), "meta" (whether
         meta-learning was used), "domains", and "record": {network: `training.Record`
         as a dict} with the curves of every metric ("loss", "grad_norm"; with
-        meta-learning also "loss_in" and "loss_out", the held-out-domain loss).
+        meta-learning also "loss_in" and "loss_out", the held-out-domain loss); with
+        `config.holdout` > 0 each record also holds the held-out criterion's curve
+        ("eval_steps", "eval_scores"), the steps run ("num_steps", where the network
+        stopped) and "best_step" (the kept parameters').
       label_rate: share of label 1 in the training rows, the default label proportion of
         `sample` (None in folders saved before it was recorded: then 0.5).
     """
@@ -450,6 +468,73 @@ def fit(
     References:
       arXiv:2406.09495, Algorithm 1 and eqs. 4-5, 11.
     """
+    prep = _prepare(dataset, config, domain)
+    _, x, y, z, z_values, d, domain_values, use_meta = prep
+    dim, num_z = x.shape[1], len(z_values)
+    modules = make_modules(config, dim, 2, num_z)
+    init_keys = jax.random.split(key, 6)
+    example = (jnp.zeros(dim), jnp.zeros(()))
+    params = {}
+    history = {"meta": use_meta, "domains": [str(v) for v in domain_values], "record": {}}
+    jobs = [
+        ("score", None, config.score_steps),
+        ("label", y, config.classifier_steps),
+        ("sensitive", z.astype(np.int32), config.classifier_steps),
+    ]
+    files = training.TrainFiles() if train_files is None else train_files
+    rows, held = _holdout_split(key, config.holdout, d, y)
+    for i, (name, targets, steps) in enumerate(jobs):
+        spec = TrainSpec.of(config, modules[i], name, use_meta)
+        step, optimizer = _step_fn(spec)
+        init = nets.init_params(modules[i], init_keys[2 * i], *example)
+        state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
+        stopping = {}
+        if held is not None:  # early stopping on the held-out rows (`FADMConfig.holdout`)
+            data = (
+                jnp.asarray(x[held])
+                if targets is None
+                else tuple(jnp.asarray(a[held]) for a in (x, targets))
+            )
+            eval_key = jax.random.fold_in(jax.random.fold_in(key, _EVAL_STREAM), i)
+            stopping = {
+                "eval_fn": training.make_holdout_eval(_loss_fn(spec), data, eval_key),
+                "patience": config.patience,
+                "chunk_size": config.eval_every,
+            }
+        state, record = training.run(
+            init_keys[2 * i + 1],
+            state,
+            step,
+            _batch_fn(config.batch_size, use_meta, targets is not None),
+            _train_data(x[rows], None if targets is None else targets[rows], d[rows]),
+            num_steps=steps,
+            progress=progress,
+            desc=f"fadm {name}",
+            setting=" ".join(repr(spec).split()),
+            **stopping,
+            **files.options(name),
+        )
+        params[name] = state.params
+        history[name] = record.final["loss"]
+        history["record"][name] = record.to_dict()
+    return _model(config, dataset.schema, prep, params, history)
+
+
+class _Prepared(NamedTuple):
+    """A fit's encoded training rows (`_prepare`)."""
+
+    encoder: TabularEncoder
+    x: np.ndarray  # [n, dim] encoded features
+    y: np.ndarray  # [n] int32 labels
+    z: np.ndarray  # [n] index of the first sensitive column's value in z_values
+    z_values: np.ndarray
+    d: np.ndarray  # [n] index of the row's domain in domain_values
+    domain_values: np.ndarray
+    use_meta: bool
+
+
+def _prepare(dataset: TabularDataset, config: FADMConfig, domain: str | None) -> _Prepared:
+    """Check the domain column and encode the rows of `dataset` for `fit`."""
     schema = dataset.schema
     domain = schema.domain if domain is None else domain
     if domain is not None and domain not in dataset.frame.columns:
@@ -469,50 +554,184 @@ def fit(
     use_meta = config.meta == "on" or (config.meta == "auto" and len(domain_values) >= 2)
     if use_meta and len(domain_values) < 2:
         raise FairjaxError(f"meta='on' needs >= 2 domains; {domain!r} has {len(domain_values)}")
+    return _Prepared(encoder, x, y, z, z_values, d, domain_values, use_meta)
 
-    dim, num_z = x.shape[1], len(z_values)
-    modules = make_modules(config, dim, 2, num_z)
-    init_keys = jax.random.split(key, 6)
-    example = (jnp.zeros(dim), jnp.zeros(()))
-    params = {}
-    history = {"meta": use_meta, "domains": [str(v) for v in domain_values], "record": {}}
-    jobs = [
-        ("score", None, config.score_steps),
-        ("label", y, config.classifier_steps),
-        ("sensitive", z.astype(np.int32), config.classifier_steps),
-    ]
-    files = training.TrainFiles() if train_files is None else train_files
-    for i, (name, targets, steps) in enumerate(jobs):
-        spec = TrainSpec.of(config, modules[i], name, use_meta)
-        step, optimizer = _step_fn(spec)
-        init = nets.init_params(modules[i], init_keys[2 * i], *example)
-        state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
-        state, record = training.run(
-            init_keys[2 * i + 1],
-            state,
-            step,
-            _batch_fn(config.batch_size, use_meta, targets is not None),
-            _train_data(x, targets, d),
-            num_steps=steps,
-            progress=progress,
-            desc=f"fadm {name}",
-            setting=" ".join(repr(spec).split()),
-            **files.options(name),
-        )
-        params[name] = state.params
-        history[name] = record.final["loss"]
-        history["record"][name] = record.to_dict()
-    counts = np.bincount(z, minlength=len(z_values))
+
+def _model(
+    config: FADMConfig, schema: Schema, prep: _Prepared, params: dict, history: dict
+) -> FADMModel:
+    """The `FADMModel` of a fit's prepared rows and trained parameters."""
+    counts = np.bincount(prep.z, minlength=len(prep.z_values))
     return FADMModel(
         config=config,
-        encoder=encoder,
+        encoder=prep.encoder,
         schema=schema,
         params=params,
-        sensitive_values=tuple(z_values.tolist()),
-        sensitive_probs=tuple(float(c) / len(z) for c in counts),
+        sensitive_values=tuple(prep.z_values.tolist()),
+        sensitive_probs=tuple(float(c) / len(prep.z) for c in counts),
         history=history,
-        label_rate=float(np.mean(y)),
+        label_rate=float(np.mean(prep.y)),
     )
+
+
+def fit_many(
+    keys: Any,
+    datasets: list[TabularDataset],
+    *,
+    config: FADMConfig,
+    domain: str | None = None,
+    progress: bool = True,
+) -> list[FADMModel]:
+    """`fit` on each of K datasets, trained together as one compiled program per network.
+
+    The K fits' parameters and Adam (or MLDG) states are stacked on a leading axis and
+    every network's steps run vmapped over it (`training.run_many`); each fit draws its
+    batches from its own rows with its own keys, so model k equals
+    `fit(keys[k], datasets[k], config=config, domain=domain)` up to float reassociation.
+    Meant for the leave-one-domain-out protocol: many fits of one architecture on
+    different row subsets (and seeds). The datasets may have different row counts (their
+    rows are zero-padded to a common length and never drawn beyond their own). On a CPU
+    that one fit already keeps busy it is not faster than fitting one by one (measured
+    on 2 cores: `benchmarks/bench_batched_fits.py`); it is meant for devices that one
+    small fit leaves idle.
+
+    Args:
+      keys: K PRNG keys (a sequence or a key array [K]), one per fit.
+      datasets: K training tables, each as for `fit`.
+      config: hyperparameters shared by every fit, with `holdout=0` (every fit runs its
+        full step counts: stacked fits cannot stop one by one).
+      domain: domain column for meta-learning (default: each schema's domain).
+      progress: show progress bars.
+
+    Returns:
+      K fitted `FADMModel`s, in the order of `datasets`.
+
+    Raises:
+      FairjaxError: `keys` and `datasets` differ in length or are empty; the fits cannot
+        share one program: they differ in encoded width, in the number of sensitive
+        values, in whether they meta-learn or (when meta-learning) in the number of
+        domains; the message names what differs and in which fits; `config.holdout` > 0.
+        As for `fit`.
+
+    References:
+      arXiv:2406.09495, Algorithm 1 and eqs. 4-5, 11.
+    """
+    keys = list(keys)
+    if not datasets or len(keys) != len(datasets):
+        raise FairjaxError(
+            f"fit_many needs one key per dataset, at least one; got {len(keys)} keys and "
+            f"{len(datasets)} datasets"
+        )
+    if config.holdout > 0:
+        raise FairjaxError(
+            f"fit_many trains every fit for its full step counts, so it takes no early "
+            f"stopping; got holdout={config.holdout} (pass a config with holdout=0)"
+        )
+    preps = [_prepare(ds, config, domain) for ds in datasets]
+    _check_shareable(preps)
+    first = preps[0]
+    use_meta, dim, num_z = first.use_meta, first.x.shape[1], len(first.z_values)
+    num_domains = max(len(p.domain_values) for p in preps)
+    modules = make_modules(config, dim, 2, num_z)
+    init_keys = [jax.random.split(k, 6) for k in keys]
+    example = (jnp.zeros(dim), jnp.zeros(()))
+    params = [{} for _ in preps]
+    history = [
+        {"meta": use_meta, "domains": [str(v) for v in p.domain_values], "record": {}}
+        for p in preps
+    ]
+    for i, name in enumerate(("score", "label", "sensitive")):
+        spec = TrainSpec.of(config, modules[i], name, use_meta)
+        step, optimizer = _step_fn(spec)
+        init_state = meta.init_meta_state if use_meta else training.init_train_state
+        states = [
+            init_state(nets.init_params(modules[i], ks[2 * i], *example), optimizer)
+            for ks in init_keys
+        ]
+        data = [
+            _train_data(p.x, {"score": None, "label": p.y, "sensitive": p.z}[name], p.d)
+            for p in preps
+        ]
+        states, records = training.run_many(
+            [ks[2 * i + 1] for ks in init_keys],
+            states,
+            step,
+            _batch_fn(config.batch_size, use_meta, name != "score"),
+            _pad_common(data, num_domains),
+            num_steps=config.score_steps if name == "score" else config.classifier_steps,
+            progress=progress,
+            desc=f"fadm {name} (x{len(preps)})",
+        )
+        for k, (state, record) in enumerate(zip(states, records, strict=True)):
+            params[k][name] = state.params
+            history[k][name] = record.final["loss"]
+            history[k]["record"][name] = record.to_dict()
+    return [
+        _model(config, ds.schema, p, pr, h)
+        for ds, p, pr, h in zip(datasets, preps, params, history, strict=True)
+    ]
+
+
+def _check_shareable(preps: list[_Prepared]) -> None:
+    """FairjaxError unless the fits of `fit_many` can share one compiled program, naming
+    what differs and the first fit that differs from fit 0."""
+    facts = {
+        "encoded width": lambda p: p.x.shape[1],
+        "number of sensitive values": lambda p: len(p.z_values),
+        "meta-learning": lambda p: p.use_meta,
+    }
+    if preps[0].use_meta:
+        facts["number of domains (MLDG holds one of them out per step)"] = lambda p: len(
+            p.domain_values
+        )
+    for what, fact in facts.items():
+        for k, p in enumerate(preps[1:], start=1):
+            if fact(p) != fact(preps[0]):
+                raise FairjaxError(
+                    f"fit_many: fit {k} cannot share a program with fit 0: {what} "
+                    f"{fact(p)!r} vs {fact(preps[0])!r}; fit such datasets in separate "
+                    "fit_many calls (or with fit)"
+                )
+
+
+def _pad_common(data: list[TrainData], num_domains: int) -> list[TrainData]:
+    """Zero-pad every fit's rows to the longest fit's and its domain arrays to
+    `num_domains` (padding domains have no rows: plain batches draw from
+    floor(u * sum(counts)) rows, which they do not change; meta-learning fits have
+    equal domain counts, `_check_shareable`)."""
+    rows = max(td.x.shape[0] for td in data)
+
+    def pad(a, n):
+        return jnp.concatenate([a, jnp.zeros((n - a.shape[0], *a.shape[1:]), a.dtype)])
+
+    return [
+        TrainData(
+            pad(td.x, rows),
+            pad(td.targets, rows),
+            pad(td.starts, num_domains),
+            pad(td.counts, num_domains),
+        )
+        for td in data
+    ]
+
+
+_EVAL_STREAM, _SPLIT_STREAM = 7, 8  # fold_in streams of the fit key (split(key, 6) is used)
+
+
+def _holdout_split(
+    key: jax.Array, share: float, domain_ids: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training rows, held-out rows or None): `share` of the rows of every (domain, label)
+    stratum held out (`classifiers.stratified_split`); share 0 keeps every row."""
+    if share == 0:
+        return np.arange(len(y)), None
+    _, strata = np.unique(np.stack([domain_ids, y], 1), axis=0, return_inverse=True)
+    rows, held = classifiers.stratified_split(
+        jax.random.fold_in(key, _SPLIT_STREAM), strata.ravel(), share
+    )
+    if len(held) == 0:
+        raise FairjaxError(f"holdout={share} holds out no row of {len(y)}; use a larger share")
+    return rows, held
 
 
 class TrainData(NamedTuple):
@@ -568,13 +787,19 @@ def _batch_fn(batch_size: int, use_meta: bool, with_targets: bool):
 
 
 @functools.lru_cache(maxsize=32)
-def _step_fn(spec: TrainSpec):
-    """(step, optimizer) training the network of `spec`, built once per spec."""
+def _loss_fn(spec: TrainSpec):
+    """`loss(params, batch, key)` of the network of `spec`: DSM (score net) or the noisy-row
+    cross-entropy (classifiers); its training loss and its held-out criterion."""
     forward = sde.make_sde(spec.sde, beta_min=spec.beta_min, beta_max=spec.beta_max)
     if spec.loss == "dsm":
-        loss_fn = sde.make_dsm_loss(forward, nets.make_score_fn(spec.network, forward))
-    else:
-        loss_fn = sde.make_noisy_classifier_loss(forward, nets.make_apply(spec.network))
+        return sde.make_dsm_loss(forward, nets.make_score_fn(spec.network, forward))
+    return sde.make_noisy_classifier_loss(forward, nets.make_apply(spec.network))
+
+
+@functools.lru_cache(maxsize=32)
+def _step_fn(spec: TrainSpec):
+    """(step, optimizer) training the network of `spec`, built once per spec."""
+    loss_fn = _loss_fn(spec)
     optimizer = optax.adam(spec.lr)
     if spec.mldg is None:
         return training.make_train_step(loss_fn, optimizer), optimizer

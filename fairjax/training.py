@@ -7,7 +7,10 @@ returns `(state, metrics)`, a dict of named scalars; `run` returns the final (or
 and a `Record`: every metric's mean per logged window, the evaluations and the best step.
 With
 several devices the batch rows are split over them (`fairjax.parallel`); a batch whose rows
-do not divide by the device count is refused before the first step.
+do not divide by the device count is refused before the first step. `run_many` trains K
+independent fits of one step function as one compiled program (states stacked on a
+leading axis, the step and the batch draw vmapped over it), with the same results as K
+`run`s up to float reassociation.
 """
 
 from __future__ import annotations
@@ -174,6 +177,7 @@ def run(
     overwrite: bool = False,
     setting: Any = None,
     log_file: str | os.PathLike | None = None,
+    fits: int | None = None,
 ) -> tuple[Any, Record]:
     """Run `num_steps` steps of `step_fn` on batches drawn by `batch_fn` from `data`.
 
@@ -222,9 +226,14 @@ def run(
         not show (hyperparameters, e.g. the config), part of the fingerprint.
       log_file: CSV file of the record (`Record.to_csv`), written atomically at every
         checkpoint and at the end.
+      fits: None (one fit), or K: `key` [K], `state` and `data` are K independent fits
+        stacked on a leading axis (`run_many`, which stacks and unstacks them); fit k's
+        step i uses `fold_in(key[k], i)` as its own run would. No `eval_fn`,
+        checkpoints or log file then.
 
     Returns:
-      (final or, with `eval_fn`, best state, `Record` of the run).
+      (final or, with `eval_fn`, best state, `Record` of the run); with `fits`, (the
+      stacked final states, one `Record` per fit).
 
     Raises:
       FairjaxError: a metric is NaN or infinite (training diverged), naming `desc`, the
@@ -237,11 +246,18 @@ def run(
     """
     chunk_size = _positive("chunk_size", chunk_size)
     log_every = chunk_size if log_every is None else _positive("log_every", log_every)
+    if fits is not None:
+        fits = _positive("fits", fits)
+        _check_stacked_options(
+            eval_fn, patience, checkpoint_dir, checkpoint_every, resume, log_file
+        )
     mesh = parallel.make_mesh()
     if mesh.size > 1:
-        batch = jax.eval_shape(batch_fn, data, key)
-        parallel.check_rows(batch, mesh.size, axis=row_axis, what=f"training of {desc!r}")
-    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, mesh, row_axis)
+        shape_fn = batch_fn if fits is None else jax.vmap(batch_fn)
+        batch = jax.eval_shape(shape_fn, data, key)
+        axis = row_axis if fits is None else row_axis + 1
+        parallel.check_rows(batch, mesh.size, axis=axis, what=f"training of {desc!r}")
+    chunk = _compiled_chunk(step_fn, batch_fn, chunk_size, mesh, row_axis, fits)
     ckpt = _Checkpoints.open(
         checkpoint_dir, checkpoint_every, chunk_size, resume=resume, overwrite=overwrite
     )
@@ -258,6 +274,9 @@ def run(
     def record() -> Record:
         values = {name: np.concatenate(v) for name, v in loop.values.items()}
         best_step = loop.best_step if eval_fn is not None else None
+        if fits is not None:  # values [steps, K]: one record per fit
+            per_fit = [{name: v[:, k] for name, v in values.items()} for k in range(fits)]
+            return [_record(v, log_every, loop.evals, best_step) for v in per_fit]
         return _record(values, log_every, loop.evals, best_step)
 
     state, best, best_score, best_step, since_best = loop[:5]
@@ -270,7 +289,11 @@ def run(
             # mask and trim on the host: no small device programs compiled per chunk length
             state, metrics = chunk(state, data, key, start, np.arange(chunk_size) < n)
             metrics = {name: np.asarray(v)[:n] for name, v in metrics.items()}
-            _check_finite(metrics, desc, start, num_steps)
+            if fits is None:
+                _check_finite(metrics, desc, start, num_steps)
+            for k in range(fits or 0):
+                fit_metrics = {name: v[:, k] for name, v in metrics.items()}
+                _check_finite(fit_metrics, f"{desc} (fit {k})", start, num_steps)
             for name, v in metrics.items():
                 values.setdefault(name, []).append(v)
             bar.set_postfix({name: f"{float(v.mean()):.4f}" for name, v in metrics.items()})
@@ -299,6 +322,120 @@ def run(
     if log_file is not None:
         outputs.write_text(log_file, result.to_csv(), overwrite=True, arg="log_file")
     return (loop.state if eval_fn is None else loop.best), result
+
+
+def run_many(
+    keys: Any,
+    states: list,
+    step_fn: StepFn,
+    batch_fn: Callable[[Any, jax.Array], Any],
+    data: list,
+    *,
+    num_steps: int,
+    chunk_size: int = 100,
+    progress: bool = True,
+    desc: str = "training",
+    row_axis: int = 0,
+    log_every: int | None = None,
+) -> tuple[list, list[Record]]:
+    """Train K independent fits of `step_fn` together, as one compiled program.
+
+    The K states and data are stacked on a new leading axis and `run` vmaps the batch
+    draw and the step over it inside its `lax.scan` chunks (`run(..., fits=K)`): fit k
+    equals `run(keys[k], states[k], step_fn, batch_fn, data[k], ...)` up to float
+    reassociation (the same batches and noise: step i of fit k uses
+    `fold_in(keys[k], i)`); a single fit is `run` itself. Fits on row subsets of
+    different sizes share the program when their data are padded to common shapes and
+    `batch_fn` draws only from each fit's own rows (e.g. rows `floor(u * n_k)`, with n_k
+    an array of the data).
+
+    Args:
+      keys: K PRNG keys (a sequence, or a key array [K]).
+      states: K initial states of identical structure and shapes.
+      step_fn, batch_fn, num_steps, chunk_size, progress, desc, row_axis, log_every: as
+        for `run` (`row_axis` of one fit's batch).
+      data: K pytrees of identical structure and shapes, one per fit.
+
+    Returns:
+      (K final states, K `Record`s).
+
+    Raises:
+      FairjaxError: `keys`, `states` and `data` differ in length or are empty, or the
+        states or data of two fits differ in structure or shape (the message names the
+        fit and the leaf); as for `run` (a diverged fit is named by its index).
+    """
+    keys = list(keys)
+    k = len(keys)
+    if k == 0 or len(states) != k or len(data) != k:
+        raise FairjaxError(
+            "run_many needs one key, state and data per fit, at least one fit; got "
+            f"{k} keys, {len(states)} states, {len(data)} data"
+        )
+    for what, trees in (("state", states), ("data", data)):
+        _check_same_shapes(what, trees)
+    options = {
+        "num_steps": num_steps,
+        "chunk_size": chunk_size,
+        "progress": progress,
+        "desc": desc,
+        "row_axis": row_axis,
+        "log_every": log_every,
+    }
+    if k == 1:  # one fit: `run` itself (a vmap over one fit only adds batched-matmul costs)
+        state, record = run(keys[0], states[0], step_fn, batch_fn, data[0], **options)
+        return [state], [record]
+    stacked_state, stacked_data = (
+        jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees) for trees in (states, data)
+    )
+    final, records = run(
+        jnp.stack(keys),
+        stacked_state,
+        step_fn,
+        batch_fn,
+        stacked_data,
+        fits=k,
+        **options,
+    )
+    return [jax.tree.map(lambda a, i=i: a[i], final) for i in range(k)], records
+
+
+def _check_same_shapes(what: str, trees: list) -> None:
+    """FairjaxError naming the first fit whose `what` differs from fit 0's in structure,
+    shape or dtype."""
+    ref, ref_def = jax.tree.flatten_with_path(trees[0])[0], jax.tree.structure(trees[0])
+    for i, tree in enumerate(trees[1:], start=1):
+        if jax.tree.structure(tree) != ref_def:
+            raise FairjaxError(
+                f"the {what} of fit {i} has another structure than fit 0's; the fits of "
+                "run_many must share one: "
+                f"{jax.tree.structure(tree)} vs {ref_def}"
+            )
+        for (path, a), b in zip(ref, jax.tree.leaves(tree), strict=True):
+            sa, sb = (np.shape(a), jnp.result_type(a)), (np.shape(b), jnp.result_type(b))
+            if sa != sb:
+                raise FairjaxError(
+                    f"the {what} of fit {i} differs from fit 0's at "
+                    f"{jax.tree_util.keystr(path) or 'its root'}: shape {sb[0]} {sb[1]} vs "
+                    f"{sa[0]} {sa[1]}; the fits of run_many must have the same shapes (pad "
+                    "the data to common lengths)"
+                )
+
+
+def _check_stacked_options(eval_fn, patience, checkpoint_dir, checkpoint_every, resume, log_file):
+    given = {
+        "eval_fn": eval_fn is not None,
+        "patience": patience is not None,
+        "checkpoint_dir": checkpoint_dir is not None,
+        "checkpoint_every": checkpoint_every is not None,
+        "resume": bool(resume),
+        "log_file": log_file is not None,
+    }
+    given = [name for name, on in given.items() if on]
+    if given:
+        raise FairjaxError(
+            f"stacked fits (run_many, fits=K) take no {', '.join(given)}: they train every "
+            "fit for num_steps without evaluations, checkpoints or log files"
+        )
 
 
 class TrainFiles(NamedTuple):
@@ -555,22 +692,34 @@ _CHUNKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _compiled_chunk(
-    step_fn: StepFn, batch_fn: Callable, chunk_size: int, mesh: Mesh, row_axis: int
+    step_fn: StepFn,
+    batch_fn: Callable,
+    chunk_size: int,
+    mesh: Mesh,
+    row_axis: int,
+    fits: int | None = None,
 ):
     """Jitted `chunk(state, data, key, start, mask) -> (state, {name: [chunk_size]})`, one
-    per (`step_fn`, `batch_fn`, `chunk_size`, `mesh`, `row_axis`) while `step_fn` lives."""
+    per (`step_fn`, `batch_fn`, `chunk_size`, `mesh`, `row_axis`, `fits`) while `step_fn`
+    lives; with `fits`, vmapped over the leading fit axis of state, data and key (metrics
+    [chunk_size, K])."""
+    args = (batch_fn, chunk_size, mesh, row_axis, fits)
     try:
         per_step = _CHUNKS.setdefault(step_fn, {})
     except TypeError:  # not weak-referenceable (e.g. a builtin): compile for this run only
-        return _make_chunk(lambda: step_fn, batch_fn, chunk_size, mesh, row_axis)
-    key = (batch_fn, chunk_size, mesh, row_axis)
-    if key not in per_step:
-        per_step[key] = _make_chunk(weakref.ref(step_fn), batch_fn, chunk_size, mesh, row_axis)
-    return per_step[key]
+        return _make_chunk(lambda: step_fn, *args)
+    if args not in per_step:
+        per_step[args] = _make_chunk(weakref.ref(step_fn), *args)
+    return per_step[args]
 
 
 def _make_chunk(
-    step_ref: Callable[[], StepFn], batch_fn: Callable, chunk_size: int, mesh: Mesh, row_axis: int
+    step_ref: Callable[[], StepFn],
+    batch_fn: Callable,
+    chunk_size: int,
+    mesh: Mesh,
+    row_axis: int,
+    fits: int | None = None,
 ):
     def shard(batch):
         return parallel.constrain_rows(batch, mesh, axis=row_axis)
@@ -579,11 +728,18 @@ def _make_chunk(
     def chunk(state, data, key, start, mask):
         step_fn = step_ref()  # alive: traced only inside `run`, which holds it
 
-        def body(state, inputs):
-            i, active = inputs
+        def one_fit(state, data, key, i):
             batch_key, step_key = jax.random.split(jax.random.fold_in(key, i))
             new_state, metrics = step_fn(state, shard(batch_fn(data, batch_key)), step_key)
             _check_metrics(metrics)
+            return new_state, metrics
+
+        if fits is not None:  # the same per-fit computation, vmapped over the fit axis
+            one_fit = jax.vmap(one_fit, in_axes=(0, 0, 0, None))
+
+        def body(state, inputs):
+            i, active = inputs
+            new_state, metrics = one_fit(state, data, key, i)
             # The last chunk may be partial: inactive steps leave the state untouched.
             state = jax.tree.map(lambda a, b: jnp.where(active, a, b), new_state, state)
             return state, metrics
@@ -604,3 +760,32 @@ def _check_metrics(metrics: Any) -> None:
             "a training step must return (state, metrics) with metrics a non-empty dict of "
             f"named scalars, e.g. {{'loss': loss}}; got {shapes}"
         )
+
+
+def make_holdout_eval(loss_fn: LossFn, data: Any, key: jax.Array) -> Callable[[Any], float]:
+    """`eval_fn(state) -> float` for `run`: `loss_fn` on held-out `data` with a fixed `key`.
+
+    A stochastic loss (e.g. DSM, whose times and noises come from the key) evaluated with
+    the same key at every call sees the same times and noises, so successive evaluations
+    differ only by the parameters: a deterministic, comparable held-out criterion.
+
+    Args:
+      loss_fn: `(params, data, key) -> []`, e.g. `sde.make_dsm_loss(...)`.
+      data: the held-out rows, in the form `loss_fn` takes (all of them in one batch).
+      key: the fixed PRNG key of the criterion.
+
+    Returns:
+      `eval_fn(state) -> float`, lower is better (`state.params` is evaluated).
+    """
+    loss = jax.jit(loss_fn)
+    return lambda state: float(loss(state.params, data, key))
+
+
+def check_stopping(holdout: Any, eval_every: Any, patience: Any) -> None:
+    """Validate a config's early-stopping fields (`holdout` share of rows in [0, 1),
+    `eval_every` steps and `patience` evaluations, positive integers)."""
+    if isinstance(holdout, bool) or not 0.0 <= float(holdout) < 1.0:
+        raise FairjaxError(f"holdout must be a share of rows in [0, 1); got {holdout!r}")
+    for name, value in (("eval_every", eval_every), ("patience", patience)):
+        if isinstance(value, bool) or int(value) != value or int(value) < 1:
+            raise FairjaxError(f"{name} must be a positive integer; got {value!r}")

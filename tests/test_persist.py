@@ -12,6 +12,7 @@ sampling on purpose must rewrite those CSVs (sample the format-1 folders with th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -66,6 +67,10 @@ def test_format_1_folder_resaves_to_the_same_files_but_the_version(name, tmp_pat
             meta = json.loads(new[file])
             assert meta.pop("format_version") == 2
             assert json.loads(before[file]) == {**meta, "format_version": 1}
+        elif file == "config.json":  # options added since format 1 come back at their defaults
+            saved, then = json.loads(new[file]), json.loads(before[file])
+            defaults = dataclasses.asdict(type(old(name).config)())
+            assert saved == {**{k: defaults[k] for k in saved.keys() - then.keys()}, **then}
         else:
             assert new[file] == before[file], file
     back = load(name, tmp_path / "m")  # and format 2 loads back to the same fields

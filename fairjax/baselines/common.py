@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fairjax import generators, parallel, persist, training
+from fairjax import classifiers, generators, parallel, persist, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
@@ -205,6 +205,8 @@ def train(
     desc: str,
     config: Any,
     train_files: training.TrainFiles | None = None,
+    eval_loss: Callable | None = None,
+    strata: np.ndarray | None = None,
 ) -> tuple[Any, training.Record]:
     """`training.run` of `step` on random batches of the encoded rows `x` [n, dim].
 
@@ -213,9 +215,29 @@ def train(
     The network is called `desc` in `train_files` (its checkpoint subfolder and CSV
     file); the fields of `config` (a dataclass) are part of the checkpoint fingerprint.
 
+    Early stopping: with `eval_loss` (`(params, x[m, dim], key) -> []`, lower is better)
+    and `config.holdout` > 0, that share of the rows of every stratum of `strata` [n]
+    (e.g. the label) is held out, `eval_loss` on them with one fixed key is evaluated every
+    `config.eval_every` steps (`training.make_holdout_eval`), training stops after
+    `config.patience` evaluations without improvement (`num_steps` becomes a maximum)
+    and the best evaluated state is returned.
+
     Returns:
-      (final state, the run's `training.Record`).
+      (final or best state, the run's `training.Record`).
     """
+    stopping = {}
+    if eval_loss is not None and config.holdout > 0:
+        strata = np.zeros(len(x), np.int64) if strata is None else np.asarray(strata)
+        split_key, eval_key = jax.random.split(jax.random.fold_in(key, _HOLDOUT_STREAM))
+        rows, held = classifiers.stratified_split(split_key, strata, config.holdout)
+        if len(held) == 0:
+            raise FairjaxError(
+                f"holdout={config.holdout} holds out no row of {len(x)}; use a larger share"
+            )
+        eval_fn = training.make_holdout_eval(eval_loss, jnp.asarray(x[held]), eval_key)
+        stopping = {"eval_fn": eval_fn, "patience": config.patience}
+        stopping["chunk_size"] = config.eval_every
+        x = x[rows]
     return training.run(
         key,
         state,
@@ -227,8 +249,12 @@ def train(
         desc=desc,
         row_axis=0 if n_critic is None else 1,
         setting=dataclasses.asdict(config),
+        **stopping,
         **(training.TrainFiles() if train_files is None else train_files).options(desc),
     )
+
+
+_HOLDOUT_STREAM = 9  # fold_in stream of a fit's training key: the held-out split and key
 
 
 # ---------------------------------------------------------------------------- sampling

@@ -63,7 +63,10 @@ class FairGANConfig:
       latent_dim: size of the generator's noise z ~ N(0, I).
       width, depth: hidden layers of the generator, D1 and D2 MLPs.
       batch_size: rows per update.
-      steps: generator updates (each after `n_critic` updates of D1 and of D2).
+      steps: generator updates (each after `n_critic` updates of D1 and of D2). A fixed
+        count, not a maximum: a GAN has no held-out likelihood to stop on (the critic's loss
+        measures the critic, which is trained against the generator, not the fit of the
+        rows), so unlike FADM, DDPM and the VAE it has no `holdout` early stopping.
       n_critic: D1 / D2 updates per generator update.
       lr: Adam learning rate of all players (b1 = 0.5, b2 = 0.9).
       gp_weight: gradient-penalty weight of D1.

@@ -51,7 +51,10 @@ class GANConfig:
       latent_dim: size of the generator's noise z ~ N(0, I).
       width, depth: hidden layers of the generator and of the critic MLPs.
       batch_size: rows per critic / generator update.
-      steps: generator updates (each after `n_critic` critic updates).
+      steps: generator updates (each after `n_critic` critic updates). A fixed count, not a
+        maximum: a GAN has no held-out likelihood to stop on (the critic's loss measures the
+        critic, which is trained against the generator, not the fit of the rows), so unlike
+        FADM, DDPM and the VAE it has no `holdout` early stopping.
       n_critic: critic updates per generator update.
       lr: Adam learning rate of both players (b1 = 0.5, b2 = 0.9).
       gp_weight: gradient-penalty weight lambda.
