@@ -337,6 +337,23 @@ def stratified_split(key: jax.Array, y: np.ndarray, fraction: float) -> tuple[np
     return np.sort(np.concatenate(rest)), np.sort(np.concatenate(held))
 
 
+def holdout_rows(
+    key: jax.Array, strata: np.ndarray, share: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training rows, held-out rows) for early stopping: `share` of every stratum of
+    `strata` [n] held out (`stratified_split`); share 0 gives every row and None.
+
+    Raises:
+      FairjaxError: `share` > 0 holds out no row (too few rows per stratum).
+    """
+    if share == 0:
+        return np.arange(len(strata)), None
+    rows, held = stratified_split(key, strata, share)
+    if len(held) == 0:
+        raise FairjaxError(f"holdout={share} holds out no row of {len(strata)}; use a larger share")
+    return rows, held
+
+
 def make_mlp_trainer(
     *,
     hidden: Sequence[int] = (64, 64),

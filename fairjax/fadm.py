@@ -496,11 +496,7 @@ def fit(
                 else tuple(jnp.asarray(a[held]) for a in (x, targets))
             )
             eval_key = jax.random.fold_in(jax.random.fold_in(key, _EVAL_STREAM), i)
-            stopping = {
-                "eval_fn": training.make_holdout_eval(_loss_fn(spec), data, eval_key),
-                "patience": config.patience,
-                "chunk_size": config.eval_every,
-            }
+            stopping = training.stopping_options(_loss_fn(spec), data, eval_key, config)
         state, record = training.run(
             init_keys[2 * i + 1],
             state,
@@ -723,15 +719,8 @@ def _holdout_split(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(training rows, held-out rows or None): `share` of the rows of every (domain, label)
     stratum held out (`classifiers.stratified_split`); share 0 keeps every row."""
-    if share == 0:
-        return np.arange(len(y)), None
     _, strata = np.unique(np.stack([domain_ids, y], 1), axis=0, return_inverse=True)
-    rows, held = classifiers.stratified_split(
-        jax.random.fold_in(key, _SPLIT_STREAM), strata.ravel(), share
-    )
-    if len(held) == 0:
-        raise FairjaxError(f"holdout={share} holds out no row of {len(y)}; use a larger share")
-    return rows, held
+    return classifiers.holdout_rows(jax.random.fold_in(key, _SPLIT_STREAM), strata.ravel(), share)
 
 
 class TrainData(NamedTuple):

@@ -781,6 +781,17 @@ def make_holdout_eval(loss_fn: LossFn, data: Any, key: jax.Array) -> Callable[[A
     return lambda state: float(loss(state.params, data, key))
 
 
+def stopping_options(loss_fn: LossFn, held: Any, key: jax.Array, config: Any) -> dict:
+    """`run`'s keyword arguments for early stopping on the held-out rows `held`: the
+    criterion `make_holdout_eval(loss_fn, held, key)` every `config.eval_every` steps,
+    stopping after `config.patience` evaluations without improvement."""
+    return {
+        "eval_fn": make_holdout_eval(loss_fn, held, key),
+        "patience": config.patience,
+        "chunk_size": config.eval_every,
+    }
+
+
 def check_stopping(holdout: Any, eval_every: Any, patience: Any) -> None:
     """Validate a config's early-stopping fields (`holdout` share of rows in [0, 1),
     `eval_every` steps and `patience` evaluations, positive integers)."""

@@ -175,3 +175,15 @@ def test_baseline_stopping_config_is_validated(method):
         dataclasses.replace(module.PRESETS["quick"], holdout=1.5)
     with pytest.raises(FairjaxError, match="eval_every"):
         dataclasses.replace(module.PRESETS["quick"], eval_every=0)
+
+
+def test_holdout_rows_keeps_every_row_at_share_0_and_refuses_an_empty_holdout():
+    key = jax.random.key(0)
+    rows, held = classifiers.holdout_rows(key, np.array([0, 0, 1, 1, 1]), 0.0)
+    assert held is None and rows.tolist() == [0, 1, 2, 3, 4]
+    strata = np.repeat(np.arange(4), 10)  # 10 rows per stratum: 2 held out of each at 0.2
+    rows, held = classifiers.holdout_rows(key, strata, 0.2)
+    assert len(held) == 8 and sorted([*rows, *held]) == list(range(40))
+    assert np.bincount(strata[held]).tolist() == [2, 2, 2, 2]
+    with pytest.raises(FairjaxError, match="holds out no row of 3"):
+        classifiers.holdout_rows(key, np.array([0, 1, 2]), 0.1)  # one row per stratum

@@ -229,14 +229,8 @@ def train(
     if eval_loss is not None and config.holdout > 0:
         strata = np.zeros(len(x), np.int64) if strata is None else np.asarray(strata)
         split_key, eval_key = jax.random.split(jax.random.fold_in(key, _HOLDOUT_STREAM))
-        rows, held = classifiers.stratified_split(split_key, strata, config.holdout)
-        if len(held) == 0:
-            raise FairjaxError(
-                f"holdout={config.holdout} holds out no row of {len(x)}; use a larger share"
-            )
-        eval_fn = training.make_holdout_eval(eval_loss, jnp.asarray(x[held]), eval_key)
-        stopping = {"eval_fn": eval_fn, "patience": config.patience}
-        stopping["chunk_size"] = config.eval_every
+        rows, held = classifiers.holdout_rows(split_key, strata, config.holdout)
+        stopping = training.stopping_options(eval_loss, jnp.asarray(x[held]), eval_key, config)
         x = x[rows]
     return training.run(
         key,
