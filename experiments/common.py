@@ -3,8 +3,8 @@
 Outputs: an experiment writes to `runs/<name>/<preset>/` unless `--out` says otherwise
 (`runs/` is git-ignored, so the committed `results/` change only when `--out` names them).
 Every record carries a "run" stamp (experiment, preset, seed, configuration); a record is
-reused only when its stamp equals this run's, and one that differs is refused unless
-`--overwrite` (then it is recomputed). Tables and plots are rebuilt from the records and
+reused only when its stamp equals this run's (`same_stamp`), and one that differs is refused
+unless `--overwrite` (then it is recomputed). Tables and plots are rebuilt from the records and
 written atomically; an existing one that would change needs `--overwrite` (one that comes
 out byte-identical is left alone, so `--report-only --out results/X` rebuilds committed
 tables without touching them).
@@ -96,13 +96,34 @@ def run_stamp(experiment: str, preset: str, seed: int, config: Any, drop=("datas
     return json.loads(json.dumps(jsonable(stamp)))
 
 
+# The early-stopping fields that the generator configs gained in ba80afa. A config that
+# holds holdout = 0 keeps every row, draws no key and never evaluates, so it trains exactly
+# as the configs before them did, whatever eval_every and patience say.
+_STOPPING_FIELDS = ("holdout", "eval_every", "patience")
+
+
+def same_stamp(recorded: Any, stamp: Any) -> bool:
+    """Whether a record's "run" stamp `recorded` names the run `stamp`: they are equal, up to
+    configs (dicts, at any depth) recorded without `_STOPPING_FIELDS` where `stamp`'s
+    holds holdout = 0. Other missing or extra fields never match."""
+    if isinstance(recorded, dict) and isinstance(stamp, dict):
+        if stamp.get("holdout") == 0 and not any(k in recorded for k in _STOPPING_FIELDS):
+            recorded = {**recorded, **{k: stamp[k] for k in _STOPPING_FIELDS if k in stamp}}
+        return recorded.keys() == stamp.keys() and all(
+            same_stamp(recorded[k], stamp[k]) for k in stamp
+        )
+    if isinstance(recorded, list) and isinstance(stamp, list):
+        return len(recorded) == len(stamp) and all(map(same_stamp, recorded, stamp))
+    return recorded == stamp
+
+
 def cached_record(path: Path, stamp: dict, *, overwrite: bool) -> dict | None:
     """The record at `path` if its "run" stamp equals `stamp`; None if there is none (or,
     with `overwrite`, if it differs: it will be recomputed); else FairjaxError."""
     if not path.exists():
         return None
     record = read_record(path)
-    if record.get("run") == stamp:
+    if same_stamp(record.get("run"), stamp):
         return record
     if overwrite:
         return None
@@ -206,7 +227,9 @@ def run_records(args, cfg: Any, out: Path, name: str, tables, run_one: Callable)
     if args.report_only:
         paths = [path for *_, path in jobs]
         records = [report_record(p, args.preset) for p in paths]
-        owned = all(r.get("run") == stamps[p] for p, r in zip(paths, records, strict=True))
+        owned = all(
+            same_stamp(r.get("run"), stamps[p]) for p, r in zip(paths, records, strict=True)
+        )
         replace = check_tables(
             out, tables, overwrite=args.overwrite, owned=owned, will_compute=False
         )

@@ -329,12 +329,10 @@ class Runner:
         train, val = classifiers.stratified_split(key, codes, 0.2)
         return rows.iloc[train].reset_index(drop=True), rows.iloc[val].reset_index(drop=True)
 
-    def fit_record(self, method: Method, excluded: tuple, seed: int) -> dict:
-        """Scores of every grid point of `method`, trained without the domains `excluded`,
-        on each excluded domain (and, with holdout selection, on the held-out source rows
-        under "val"); cached as JSON with what it depends on, reused only when it matches."""
-        owner = method.fit_as or method.name
-        owner_method = next(m for m in methods(self.preset) if m.name == owner)
+    def fit_stamp(self, method: Method, excluded: tuple, seed: int) -> tuple[Path, dict]:
+        """(path, "run" stamp) of the fit record of `method` without `excluded`, `seed`."""
+        owner_method = self._owner(method)
+        owner = owner_method.name
         fit = {
             "method": owner,
             "fit_options": owner_method.fit_options,
@@ -349,9 +347,18 @@ class Runner:
         stamp = common.run_stamp(NAME, self.preset_name, seed, self.preset, drop=("seeds",))
         stamp = json.loads(json.dumps(common.jsonable({**stamp, "fit": fit})))
         path = self.out / "fits" / (_slug(f"{owner}|{'+'.join(excluded)}|{seed}") + ".json")
+        return path, stamp
+
+    def fit_record(self, method: Method, excluded: tuple, seed: int) -> dict:
+        """Scores of every grid point of `method`, trained without the domains `excluded`,
+        on each excluded domain (and, with holdout selection, on the held-out source rows
+        under "val"); cached as JSON with what it depends on, reused only when it matches."""
+        path, stamp = self.fit_stamp(method, excluded, seed)
         cached = common.cached_record(path, stamp, overwrite=self.overwrite)
         if cached is not None:
             return cached
+        owner_method = self._owner(method)
+        owner = owner_method.name
         key = jax.random.fold_in(jax.random.key(seed), zlib.crc32("+".join(excluded).encode()))
         fit_key, sample_key, clf_key, probe_key = jax.random.split(key, 4)
         start = time.time()
@@ -392,6 +399,11 @@ class Runner:
             "train_rows": len(train),
         }
         return common.write_record(path, record, stamp, clean=False)
+
+    def _owner(self, method: Method) -> Method:
+        """The method whose fits `method` uses: itself, or the one its `fit_as` names."""
+        owner = method.fit_as or method.name
+        return next(m for m in methods(self.preset) if m.name == owner)
 
     def _points(self, owner: str) -> list[dict]:
         """Every grid point of every method that shares `owner`'s fits."""

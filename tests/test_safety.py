@@ -658,3 +658,42 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
     assert ((tmp_path / "model").stat().st_mode & 0o777) == 0o755
+
+
+def test_same_stamp_admits_records_from_before_the_stopping_fields_only_at_holdout_zero():
+    new = {"width": 8, "holdout": 0.0, "eval_every": 250, "patience": 6}
+    stamp = {"preset": "cpu", "fit": {"config": new, "points": [{"lz": 1}]}}
+    before = {"preset": "cpu", "fit": {"config": {"width": 8}, "points": [{"lz": 1}]}}
+    assert common.same_stamp(stamp, stamp)
+    assert common.same_stamp(before, stamp)
+    held_out = {"preset": "cpu", "fit": {"config": {**new, "holdout": 0.1}, "points": [{"lz": 1}]}}
+    assert not common.same_stamp(before, held_out)  # early stopping trains differently
+    wider = {"preset": "cpu", "fit": {"config": {"width": 16}, "points": [{"lz": 1}]}}
+    assert not common.same_stamp(wider, stamp)
+    partial = {
+        "preset": "cpu",
+        "fit": {"config": {"width": 8, "holdout": 0.0}, "points": [{"lz": 1}]},
+    }
+    assert not common.same_stamp(partial, stamp)
+    other_points = {"preset": "cpu", "fit": {"config": {"width": 8}, "points": [{"lz": 2}]}}
+    assert not common.same_stamp(other_points, stamp)
+    assert not common.same_stamp({**before, "seed": 1}, stamp)
+
+
+def test_committed_fadm_adult_cpu_records_are_reused_by_todays_code():
+    """Every committed cpu fit record matches the stamp today's code gives it, so the README's
+    command reuses them instead of refusing them (or recomputing them with --overwrite)."""
+    from experiments import fadm_adult
+
+    results = ROOT / "results" / "fadm_adult" / "cpu"
+    runner = fadm_adult.Runner(results, "cpu", progress=False)
+    checked = 0
+    for method in fadm_adult.methods(runner.preset):
+        for target in runner.preset.domains:
+            for seed in runner.preset.seeds:
+                path, stamp = runner.fit_stamp(method, (target,), seed)
+                if method.fit_as:
+                    continue  # the owner's record
+                assert common.same_stamp(common.read_record(path)["run"], stamp), path
+                checked += 1
+    assert checked == 105
