@@ -118,8 +118,8 @@ def same_stamp(recorded: Any, stamp: Any) -> bool:
 
 
 def cached_record(path: Path, stamp: dict, *, overwrite: bool) -> dict | None:
-    """The record at `path` if its "run" stamp equals `stamp`; None if there is none (or,
-    with `overwrite`, if it differs: it will be recomputed); else FairjaxError."""
+    """The record at `path` if its "run" stamp matches `stamp` (`same_stamp`); None if there
+    is none (or, with `overwrite`, if it differs: it will be recomputed); else FairjaxError."""
     if not path.exists():
         return None
     record = read_record(path)
