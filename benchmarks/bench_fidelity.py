@@ -13,7 +13,8 @@ up to 2 points, which one-key cells cannot resolve). The variants change one thi
 time from FADM's quick preset: meta-learning off; larger, longer-trained classifiers (which
 guide the labels); paper-size networks trained 4x longer. Two more, chosen with
 `--variants` (benchmarks/results/fidelity_cpu_more.json), train the paper-size networks 8x
-longer or make them twice as wide.
+longer or make them twice as wide; two others (fidelity_cpu_free.json) replace the label
+classifier's guidance by a label-conditioned score net (`label_guidance="free"`).
 
 Label agreement: the real-row MLP's accuracy on a generated table against the labels the
 generator gave its rows, next to the same MLP's accuracy on held-out real rows. Equal
@@ -62,6 +63,13 @@ PAPER_NETWORKS = VARIANTS["FADM meta off, paper networks 6000 steps"][1]
 VARIANTS |= {
     "FADM meta off, paper networks 12000 steps": ("fadm", {**PAPER_NETWORKS, "score_steps": 12000}),
     "FADM meta off, width 512, 6000 steps": ("fadm", {**PAPER_NETWORKS, "width": 512}),
+    # A label-conditioned score net with classifier-free label guidance
+    # (benchmarks/results/fidelity_cpu_free.json).
+    "FADM free labels": ("fadm", {"label_guidance": "free"}),
+    "FADM meta off, paper networks 6000 steps, free labels": (
+        "fadm",
+        {**PAPER_NETWORKS, "label_guidance": "free"},
+    ),
 }
 DEFAULT_VARIANTS = (
     "FADM quick",

@@ -96,19 +96,25 @@ def run_stamp(experiment: str, preset: str, seed: int, config: Any, drop=("datas
     return json.loads(json.dumps(jsonable(stamp)))
 
 
-# The early-stopping fields that the generator configs gained in ba80afa. A config that
-# holds holdout = 0 keeps every row, draws no key and never evaluates, so it trains exactly
-# as the configs before them did, whatever eval_every and patience say.
-_STOPPING_FIELDS = ("holdout", "eval_every", "patience")
+# Fields that the generator configs gained after records were made, each with the test on
+# today's config under which a config recorded without them trained exactly as today's:
+# - the early-stopping fields (ba80afa): holdout = 0 keeps every row, draws no key and never
+#   evaluates, whatever eval_every and patience say;
+# - FADM's label_guidance: "classifier" is the label guidance FADM had before it.
+_ADDED_FIELDS = (
+    (("holdout", "eval_every", "patience"), lambda config: config.get("holdout") == 0),
+    (("label_guidance",), lambda config: config.get("label_guidance") == "classifier"),
+)
 
 
 def same_stamp(recorded: Any, stamp: Any) -> bool:
     """Whether a record's "run" stamp `recorded` names the run `stamp`: they are equal, up to
-    configs (dicts, at any depth) recorded without `_STOPPING_FIELDS` where `stamp`'s
-    holds holdout = 0. Other missing or extra fields never match."""
+    configs (dicts, at any depth) recorded without a group of `_ADDED_FIELDS` where `stamp`'s
+    passes that group's test. Other missing or extra fields never match."""
     if isinstance(recorded, dict) and isinstance(stamp, dict):
-        if stamp.get("holdout") == 0 and not any(k in recorded for k in _STOPPING_FIELDS):
-            recorded = {**recorded, **{k: stamp[k] for k in _STOPPING_FIELDS if k in stamp}}
+        for fields, trains_as_before in _ADDED_FIELDS:
+            if trains_as_before(stamp) and not any(k in recorded for k in fields):
+                recorded = {**recorded, **{k: stamp[k] for k in fields if k in stamp}}
         return recorded.keys() == stamp.keys() and all(
             same_stamp(recorded[k], stamp[k]) for k in stamp
         )

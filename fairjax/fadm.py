@@ -42,6 +42,11 @@ from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
 from fairjax.errors import FairjaxError
 
 SAMPLERS = tuple(sampling.SAMPLERS)
+LABEL_GUIDANCE = ("classifier", "free")
+# Share of the training examples whose label a "free" score net sees as "no label" (Ho &
+# Salimans, arXiv:2207.12598, found 0.1-0.2 best).
+LABEL_DROPOUT = 0.1
+NUM_LABELS = 2  # binary label y; label NUM_LABELS means "no label" to a "free" score net
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +68,14 @@ class FADMConfig:
       scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
       sampler, sample_steps: default reverse-time solver and its number of steps.
       lambda_y, lambda_z: default label / sensitive guidance scales.
+      label_guidance: how rows are steered toward their labels. "classifier" (the
+        paper's): an unconditional score net plus lambda_y grad log p_t(y | x) of the
+        label classifier. "free": a label-conditioned score net s(x, t, y), trained with
+        the label dropped (set to "no label") for `LABEL_DROPOUT` of the examples, sampled
+        with classifier-free guidance s(x, t, -) + lambda_y (s(x, t, y) - s(x, t, -))
+        (`guidance.classifier_free_guided`; lambda_y = 1 is the conditional score). The
+        label classifier is trained either way (one folder layout) but guides only under
+        "classifier".
       guide: default sensitive guide, a key of `guidance.SENSITIVE_GUIDES`: "entropy"
         (the paper's grad H) or "uniform" (grad of mean_c log p_t(c | x), whose push does
         not vanish on the rows the sensitive classifier is sure about).
@@ -101,6 +114,7 @@ class FADMConfig:
     sample_steps: int = 1000
     lambda_y: float = 1.0
     lambda_z: float = 1.0
+    label_guidance: str = "classifier"
     guide: str = "entropy"
     guide_t_max: float = 1.0
     sensitive_output: str = "independent"
@@ -113,6 +127,7 @@ class FADMConfig:
             "sde": sde.KINDS,
             "meta": ("auto", "on", "off"),
             "sampler": SAMPLERS,
+            "label_guidance": LABEL_GUIDANCE,
             "guide": tuple(guidance.SENSITIVE_GUIDES),
             "sensitive_output": ("independent", "omit"),
         }
@@ -165,6 +180,7 @@ class NetSpec(NamedTuple):
     time_dim: int
     classifier_width: int
     classifier_blocks: int
+    label_guidance: str
 
     @classmethod
     def of(cls, config: Any) -> NetSpec:
@@ -181,7 +197,8 @@ class TrainSpec(NamedTuple):
     Attributes:
       sde, beta_min, beta_max: the forward SDE.
       network: the Flax module (`nets.TimeConditionedMLP`, hashable by its fields).
-      loss: "dsm" (the score net) or "classifier" (a noisy-row classifier).
+      loss: "dsm" (the score net), "label_dsm" (a label-conditioned score net, with label
+        dropout) or "classifier" (a noisy-row classifier).
       lr: Adam learning rate (the outer rate gamma when meta-learning).
       mldg: None (plain training) or (inner_lr, meta_beta, first_order).
     """
@@ -198,7 +215,10 @@ class TrainSpec(NamedTuple):
     def of(cls, config: FADMConfig, network: Any, name: str, use_meta: bool) -> TrainSpec:
         """The spec of network `name` ("score", "label" or "sensitive") of `config`."""
         mldg = (config.inner_lr, config.meta_beta, config.first_order) if use_meta else None
-        loss, lr = ("dsm", config.lr) if name == "score" else ("classifier", config.classifier_lr)
+        if name == "score":
+            loss, lr = ("label_dsm" if config.label_guidance == "free" else "dsm"), config.lr
+        else:
+            loss, lr = "classifier", config.classifier_lr
         return cls(config.sde, config.beta_min, config.beta_max, network, loss, lr, mldg)
 
 
@@ -209,9 +229,21 @@ def make_modules(config: Any, dim: int, num_labels: int, num_sensitive: int) -> 
         return nets.TimeConditionedMLP(c, config.classifier_width, config.classifier_blocks)
 
     score = nets.score_net(
-        dim, width=config.width, num_blocks=config.num_blocks, time_dim=config.time_dim
+        dim,
+        width=config.width,
+        num_blocks=config.num_blocks,
+        time_dim=config.time_dim,
+        num_labels=num_labels if config.label_guidance == "free" else 0,
     )
     return score, classifier(num_labels), classifier(num_sensitive)
+
+
+def example_inputs(config: Any, dim: int) -> dict:
+    """{network: the inputs of one example} for initialising (and checking the shapes of)
+    the three networks of a config: x[dim] and t[] (and a label[] for a "free" score net)."""
+    x, t = jnp.zeros(dim), jnp.zeros(())
+    score = (x, t, jnp.zeros((), jnp.int32)) if config.label_guidance == "free" else (x, t)
+    return {"score": score, "label": (x, t), "sensitive": (x, t)}
 
 
 def make_networks(config: Any, dim: int, num_labels: int, num_sensitive: int) -> Networks:
@@ -326,7 +358,13 @@ class FADMModel:
         label_key, z_key, row_key = jax.random.split(key, 3)
         y = _labels(label_key, n, labels, label_proportion)
         run = _compiled_sampler(
-            NetSpec.of(cfg), self.encoder.dim, 2, len(self.sensitive_values), sampler, steps, guide
+            NetSpec.of(cfg),
+            self.encoder.dim,
+            NUM_LABELS,
+            len(self.sensitive_values),
+            sampler,
+            steps,
+            guide,
         )
         keys = jax.random.split(row_key, n)
         scales = (
@@ -380,9 +418,13 @@ class FADMModel:
     def _param_shapes(self) -> dict:
         """The shapes `params` must have for this config and encoder (`fairjax.persist`)."""
         dim = self.encoder.dim
-        modules = make_modules(self.config, dim, 2, len(self.sensitive_values))
+        modules = make_modules(self.config, dim, NUM_LABELS, len(self.sensitive_values))
+        examples = example_inputs(self.config, dim)
         names = ("score", "label", "sensitive")
-        return {n: nets.param_shapes(m, dim, ()) for n, m in zip(names, modules, strict=True)}
+        return {
+            n: nets.param_shapes(m, *(e.shape for e in examples[n]))
+            for n, m in zip(names, modules, strict=True)
+        }
 
 
 def load(path: str | Path) -> FADMModel:
@@ -415,15 +457,28 @@ def _compiled_sampler(
 
     @jax.jit
     def run(params, keys, y, lambda_y, lambda_z, t_max):
-        score = guidance.fair_guided(
-            lambda x, t, cond: nw.score_fn(params["score"], x, t),
-            label_logits_fn=lambda x, t: nw.label_logits_fn(params["label"], x, t),
-            sensitive_logits_fn=lambda x, t: nw.sensitive_logits_fn(params["sensitive"], x, t),
-            label_scale=lambda_y,
-            sensitive_scale=lambda_z,
-            sensitive_guide=guide,
-            sensitive_t_max=t_max,
-        )
+        def sensitive_logits(x, t):
+            return nw.sensitive_logits_fn(params["sensitive"], x, t)
+
+        if spec.label_guidance == "free":
+            label_score = guidance.classifier_free_guided(
+                lambda x, t, label: nw.score_fn(params["score"], x, t, label),
+                lambda_y,
+                null_cond=num_labels,
+            )
+            score = guidance.sensitive_guided(
+                label_score, sensitive_logits, lambda_z, guide=guide, t_max=t_max
+            )
+        else:
+            score = guidance.fair_guided(
+                lambda x, t, cond: nw.score_fn(params["score"], x, t),
+                label_logits_fn=lambda x, t: nw.label_logits_fn(params["label"], x, t),
+                sensitive_logits_fn=sensitive_logits,
+                label_scale=lambda_y,
+                sensitive_scale=lambda_z,
+                sensitive_guide=guide,
+                sensitive_t_max=t_max,
+            )
         return sampling.sample_from_prior(
             nw.sde,
             score,
@@ -471,13 +526,13 @@ def fit(
     prep = _prepare(dataset, config, domain)
     _, x, y, z, z_values, d, domain_values, use_meta = prep
     dim, num_z = x.shape[1], len(z_values)
-    modules = make_modules(config, dim, 2, num_z)
+    modules = make_modules(config, dim, NUM_LABELS, num_z)
     init_keys = jax.random.split(key, 6)
-    example = (jnp.zeros(dim), jnp.zeros(()))
+    examples = example_inputs(config, dim)
     params = {}
     history = {"meta": use_meta, "domains": [str(v) for v in domain_values], "record": {}}
     jobs = [
-        ("score", None, config.score_steps),
+        ("score", y if config.label_guidance == "free" else None, config.score_steps),
         ("label", y, config.classifier_steps),
         ("sensitive", z.astype(np.int32), config.classifier_steps),
     ]
@@ -486,7 +541,7 @@ def fit(
     for i, (name, targets, steps) in enumerate(jobs):
         spec = TrainSpec.of(config, modules[i], name, use_meta)
         step, optimizer = _step_fn(spec)
-        init = nets.init_params(modules[i], init_keys[2 * i], *example)
+        init = nets.init_params(modules[i], init_keys[2 * i], *examples[name])
         state = (meta.init_meta_state if use_meta else training.init_train_state)(init, optimizer)
         stopping = {}
         if held is not None:  # early stopping on the held-out rows (`FADMConfig.holdout`)
@@ -628,9 +683,10 @@ def fit_many(
     first = preps[0]
     use_meta, dim, num_z = first.use_meta, first.x.shape[1], len(first.z_values)
     num_domains = max(len(p.domain_values) for p in preps)
-    modules = make_modules(config, dim, 2, num_z)
+    modules = make_modules(config, dim, NUM_LABELS, num_z)
     init_keys = [jax.random.split(k, 6) for k in keys]
-    example = (jnp.zeros(dim), jnp.zeros(()))
+    examples = example_inputs(config, dim)
+    score_targets = config.label_guidance == "free"
     params = [{} for _ in preps]
     history = [
         {"meta": use_meta, "domains": [str(v) for v in p.domain_values], "record": {}}
@@ -641,18 +697,18 @@ def fit_many(
         step, optimizer = _step_fn(spec)
         init_state = meta.init_meta_state if use_meta else training.init_train_state
         states = [
-            init_state(nets.init_params(modules[i], ks[2 * i], *example), optimizer)
+            init_state(nets.init_params(modules[i], ks[2 * i], *examples[name]), optimizer)
             for ks in init_keys
         ]
+        targets = {"score": "y" if score_targets else None, "label": "y", "sensitive": "z"}[name]
         data = [
-            _train_data(p.x, {"score": None, "label": p.y, "sensitive": p.z}[name], p.d)
-            for p in preps
+            _train_data(p.x, None if targets is None else getattr(p, targets), p.d) for p in preps
         ]
         states, records = training.run_many(
             [ks[2 * i + 1] for ks in init_keys],
             states,
             step,
-            _batch_fn(config.batch_size, use_meta, name != "score"),
+            _batch_fn(config.batch_size, use_meta, name != "score" or score_targets),
             _pad_common(data, num_domains),
             num_steps=config.score_steps if name == "score" else config.classifier_steps,
             progress=progress,
@@ -782,6 +838,11 @@ def _loss_fn(spec: TrainSpec):
     forward = sde.make_sde(spec.sde, beta_min=spec.beta_min, beta_max=spec.beta_max)
     if spec.loss == "dsm":
         return sde.make_dsm_loss(forward, nets.make_score_fn(spec.network, forward))
+    if spec.loss == "label_dsm":
+        score_fn = nets.make_score_fn(spec.network, forward)
+        return sde.make_label_dsm_loss(
+            forward, score_fn, null_label=spec.network.num_labels, drop_prob=LABEL_DROPOUT
+        )
     return sde.make_noisy_classifier_loss(forward, nets.make_apply(spec.network))
 
 

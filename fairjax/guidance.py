@@ -38,6 +38,7 @@ from fairjax.errors import FairjaxError
 
 __all__ = [
     "SENSITIVE_GUIDES",
+    "classifier_free_guided",
     "entropy",
     "entropy_guided",
     "fair_guided",
@@ -45,6 +46,7 @@ __all__ = [
     "label_guided",
     "label_log_prob",
     "sensitive_entropy",
+    "sensitive_guided",
     "sensitive_uniform_log_prob",
     "time_window",
     "uniform_guided",
@@ -266,10 +268,70 @@ def fair_guided(
     References:
         arXiv:2406.09495 eq. 11.
     """
-    if sensitive_guide not in SENSITIVE_GUIDES:
-        raise FairjaxError(
-            f"sensitive_guide must be one of {sorted(SENSITIVE_GUIDES)}; got {sensitive_guide!r}"
-        )
     score_fn = label_guided(score_fn, label_logits_fn, label_scale, label_fn=label_fn)
-    guide_fn = SENSITIVE_GUIDES[sensitive_guide](sensitive_logits_fn)
-    return guided(score_fn, time_window(guide_fn, sensitive_t_max), sensitive_scale)
+    return sensitive_guided(
+        score_fn, sensitive_logits_fn, sensitive_scale, guide=sensitive_guide, t_max=sensitive_t_max
+    )
+
+
+def sensitive_guided(
+    score_fn: ScoreFn,
+    logits_fn: LogitsFn,
+    scale: ArrayLike,
+    *,
+    guide: str = "entropy",
+    t_max: ArrayLike = jnp.inf,
+) -> ScoreFn:
+    """``s + scale * grad_x G(p_t(z | x))`` at ``t <= t_max`` (``s`` elsewhere): the
+    sensitive term of FADM eq. 11 with the guide ``G`` of :data:`SENSITIVE_GUIDES`.
+
+    Args:
+        score_fn: ``(x[d], t[], cond) -> [d]``.
+        logits_fn: ``(x[d], t[]) -> [C_z]``, classifier of the sensitive ``z``.
+        scale: ``lambda_z``.
+        guide: ``"entropy"`` (the paper's) or ``"uniform"``.
+        t_max: last time at which the guide acts (:func:`time_window`).
+
+    Returns:
+        The guided ``score_fn``; ``cond`` is passed through to ``score_fn`` unchanged.
+    """
+    if guide not in SENSITIVE_GUIDES:
+        raise FairjaxError(
+            f"sensitive_guide must be one of {sorted(SENSITIVE_GUIDES)}; got {guide!r}"
+        )
+    return guided(score_fn, time_window(SENSITIVE_GUIDES[guide](logits_fn), t_max), scale)
+
+
+def classifier_free_guided(
+    score_fn: ScoreFn,
+    scale: ArrayLike,
+    *,
+    null_cond: Any,
+    label_fn: Callable[[Any], ArrayLike] = _identity,
+) -> ScoreFn:
+    """Classifier-free label guidance ``s(x, t, null) + scale * (s(x, t, y) - s(x, t, null))``.
+
+    ``score_fn`` is a label-conditioned score (trained with label dropout,
+    :func:`fairjax.sde.make_label_dsm_loss`) that reads the label as its ``cond``. Since
+    ``s(x, t, y) - s(x, t, null)`` estimates ``grad log p_t(y | x)``, this is label guidance
+    with an implicit classifier: ``scale = 1`` gives the conditional score ``grad log
+    p_t(x | y)`` exactly, ``0`` the unconditional one, larger scales sharpen the class.
+
+    Args:
+        score_fn: ``(x[d], t[], label) -> [d]``.
+        scale: guidance weight (``lambda_y``).
+        null_cond: the label that means "no label".
+        label_fn: picks the row's requested label from ``cond`` (default: ``cond`` itself).
+
+    Returns:
+        ``(x[d], t[], cond) -> [d]``.
+
+    References:
+        Ho & Salimans, arXiv:2207.12598 eq. 6.
+    """
+
+    def guided_score(x, t, cond):
+        unconditional = score_fn(x, t, null_cond)
+        return unconditional + scale * (score_fn(x, t, label_fn(cond)) - unconditional)
+
+    return guided_score

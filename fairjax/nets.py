@@ -50,7 +50,8 @@ class ResidualBlock(nn.Module):
 
 
 class TimeConditionedMLP(nn.Module):
-    """Residual MLP f(x, t) -> [out_dim], conditioned on t through a Fourier embedding.
+    """Residual MLP f(x, t[, label]) -> [out_dim], conditioned on t through a Fourier
+    embedding and, when `num_labels` > 0, on a class label.
 
     Used both as the score network (`score_net`: out_dim = data dim; it predicts the
     noise eps, see `make_score_fn`) and as the time-conditioned label / sensitive
@@ -61,46 +62,57 @@ class TimeConditionedMLP(nn.Module):
       width: hidden width of every residual block.
       num_blocks: number of residual blocks.
       time_dim: size of the Fourier time embedding.
+      num_labels: 0 (no label input) or C: the network takes an integer label in
+        {0, ..., C}, where C is "no label" (classifier-free guidance's null class),
+        embedded and added to the time embedding.
     """
 
     out_dim: int
     width: int = 256
     num_blocks: int = 3
     time_dim: int = 64
+    num_labels: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, t: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, t: jax.Array, label: jax.Array | None = None) -> jax.Array:
         temb = FourierTimeEmbedding(self.time_dim)(t)
         temb = nn.Dense(self.width)(nn.silu(nn.Dense(self.width)(temb)))
+        if self.num_labels:
+            onehot = jax.nn.one_hot(jnp.asarray(label, jnp.int32), self.num_labels + 1)
+            temb = temb + nn.Dense(self.width, name="label_embedding")(onehot)
         h = nn.Dense(self.width)(x)
         for _ in range(self.num_blocks):
             h = ResidualBlock(self.width)(h, temb)
         return nn.Dense(self.out_dim)(nn.silu(nn.LayerNorm()(h)))
 
 
-def score_net(dim: int, *, width: int, num_blocks: int, time_dim: int) -> TimeConditionedMLP:
-    """The score network of FADM and DDPM: eps(x[dim], t[]) -> [dim], the predicted noise
-    of a noised row (turn it into a score with `make_score_fn`).
+def score_net(
+    dim: int, *, width: int, num_blocks: int, time_dim: int, num_labels: int = 0
+) -> TimeConditionedMLP:
+    """The score network of FADM and DDPM: eps(x[dim], t[][, label[]]) -> [dim], the
+    predicted noise of a noised row (turn it into a score with `make_score_fn`).
 
     Args:
       dim: size of an encoded row.
-      width, num_blocks, time_dim: see `TimeConditionedMLP`.
+      width, num_blocks, time_dim, num_labels: see `TimeConditionedMLP` (num_labels > 0:
+        a label-conditioned score net, label C meaning "no label").
     """
-    return TimeConditionedMLP(dim, width, num_blocks, time_dim)
+    return TimeConditionedMLP(dim, width, num_blocks, time_dim, num_labels)
 
 
 def make_score_fn(module: nn.Module, sde: Any) -> Callable:
-    """`score_fn(params, x[d], t[]) -> [d]` of a noise-predicting `module` (`score_net`):
-    s(x, t) = -eps(x, t) / std(t), std from `sde.marginal` (a `fairjax.sde.SDE`).
+    """`score_fn(params, x[d], t[], *cond) -> [d]` of a noise-predicting `module`
+    (`score_net`): s(x, t) = -eps(x, t) / std(t), std from `sde.marginal` (a
+    `fairjax.sde.SDE`); `cond` (a label[] of a label-conditioned net) goes to the module.
 
     References:
       Song et al., arXiv:2011.13456 (score_sde's VP models parameterise the score so).
     """
     eps_fn = make_apply(module)
 
-    def score_fn(params, x, t):
+    def score_fn(params, x, t, *cond):
         _, std = sde.marginal(x, t)
-        return -eps_fn(params, x, t) / std
+        return -eps_fn(params, x, t, *cond) / std
 
     return score_fn
 

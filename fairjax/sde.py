@@ -31,6 +31,7 @@ __all__ = [
     "KINDS",
     "SDE",
     "make_dsm_loss",
+    "make_label_dsm_loss",
     "make_noisy_classifier_loss",
     "make_sde",
     "make_subvp_sde",
@@ -200,20 +201,71 @@ def make_dsm_loss(
     """
     _check_eps(eps, sde)
 
-    def single_loss(params, x0, key):
-        t_key, z_key = jax.random.split(key)
-        t = jax.random.uniform(t_key, (), minval=eps, maxval=sde.T)
-        z = jax.random.normal(z_key, x0.shape)
-        mean, std = sde.marginal(x0, t)
-        x_t = mean + std * z
-        return jnp.sum((std * score_fn(params, x_t, t) + z) ** 2)
-
     def loss_fn(params, x0_batch, key):
         keys = jax.random.split(key, x0_batch.shape[0])
-        losses = jax.vmap(single_loss, in_axes=(None, 0, 0))(params, x0_batch, keys)
+        losses = jax.vmap(
+            lambda x0, k: _dsm_term(sde, lambda x, t: score_fn(params, x, t), x0, k, eps)
+        )(x0_batch, keys)
         return jnp.mean(losses)
 
     return loss_fn
+
+
+def make_label_dsm_loss(
+    sde: SDE,
+    score_fn: Callable[[Any, Array, Array, Array], Array],
+    *,
+    null_label: int,
+    drop_prob: float,
+    eps: float = 1e-5,
+) -> Callable[[Any, tuple[Array, ArrayLike], Array], Array]:
+    """Denoising score matching of a label-conditioned score ``s(x, t, y)`` with label dropout.
+
+    The loss of :func:`make_dsm_loss` with each example's own label, except that with
+    probability ``drop_prob`` an example's label is replaced by ``null_label``: one network
+    learns both the conditional score ``grad log p_t(x | y)`` and the unconditional
+    ``grad log p_t(x)`` (at ``null_label``), which classifier-free guidance combines
+    (:func:`fairjax.guidance.classifier_free_guided`).
+
+    Args:
+        sde: the forward SDE.
+        score_fn: ``score_fn(params, x[d], t[], label[]) -> [d]``, per example.
+        null_label: the label that means "no label".
+        drop_prob: probability in [0, 1] of training an example unconditionally.
+        eps: smallest training time.
+
+    Returns:
+        ``loss_fn(params, (x0_batch[n, d], labels[n] int), key) -> []``.
+
+    References:
+        Ho & Salimans, arXiv:2207.12598 (classifier-free guidance, Algorithm 1).
+    """
+    _check_eps(eps, sde)
+    if not 0.0 <= float(drop_prob) <= 1.0:
+        raise FairjaxError(f"drop_prob must lie in [0, 1]; got {drop_prob}")
+
+    def single_loss(params, x0, label, key):
+        drop_key, key = jax.random.split(key)
+        label = jnp.where(jax.random.bernoulli(drop_key, drop_prob), null_label, label)
+        return _dsm_term(sde, lambda x, t: score_fn(params, x, t, label), x0, key, eps)
+
+    def loss_fn(params, batch, key):
+        x0_batch, labels = batch
+        keys = jax.random.split(key, x0_batch.shape[0])
+        losses = jax.vmap(single_loss, in_axes=(None, 0, 0, 0))(params, x0_batch, labels, keys)
+        return jnp.mean(losses)
+
+    return loss_fn
+
+
+def _dsm_term(sde: SDE, score_at: Callable, x0: Array, key: Array, eps: float) -> Array:
+    """One example's DSM term ``|| std(t) s(x_t, t) + z ||^2``, t ~ U(eps, T), z ~ N(0, I);
+    ``score_at(x[d], t[]) -> [d]``."""
+    t_key, z_key = jax.random.split(key)
+    t = jax.random.uniform(t_key, (), minval=eps, maxval=sde.T)
+    z = jax.random.normal(z_key, x0.shape)
+    mean, std = sde.marginal(x0, t)
+    return jnp.sum((std * score_at(mean + std * z, t) + z) ** 2)
 
 
 def make_noisy_classifier_loss(

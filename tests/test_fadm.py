@@ -102,6 +102,43 @@ def test_label_guidance_generates_rows_of_the_requested_class(model, data):
     assert unguided < guided - 0.2
 
 
+def test_classifier_free_label_guidance_fits_saves_and_generates_the_requested_class(
+    data, tmp_path
+):
+    """label_guidance="free": a label-conditioned score net; at lambda_y = 1 (its
+    conditional score) a real-row classifier agrees with the requested labels on >= 90%
+    of rows, at lambda_y = 0 (the score at "no label") on about half; save/load keeps it;
+    `fit_many` trains it as `fit` does. (Measured: 0.95 and 0.51; the classifier guide
+    of the same fit gives 0.88 at lambda_y = 1.)"""
+    config = dataclasses.replace(
+        TINY, label_guidance="free", meta="off", score_steps=1500, classifier_steps=100
+    )
+    model = fadm.fit(jax.random.key(0), data, config=config, progress=False)
+    assert set(model.params["score"]) > {"label_embedding"}
+    encoder = fit_encoder(data, columns=["x1", "x2", "cat", "count"], scaling="standard")
+    clf = classifiers.make_logistic_regression()
+    params = clf.fit(jax.random.key(0), encoder.encode(data.frame), data.y)
+    labels = np.array([0, 1] * 300)
+
+    def agreement(lambda_y):
+        frame = model.sample(jax.random.key(3), 600, labels=labels, lambda_y=lambda_y, lambda_z=0)
+        return (classifiers.predict(clf, params, encoder.encode(frame)) == labels).mean()
+
+    conditional, unconditional = agreement(1.0), agreement(0.0)
+    assert conditional >= 0.9, conditional
+    assert abs(unconditional - 0.5) < 0.1, unconditional
+    model.save(tmp_path / "m")
+    loaded = fadm.load(tmp_path / "m")
+    assert loaded.config.label_guidance == "free"
+    key = jax.random.key(7)
+    pd.testing.assert_frame_equal(loaded.sample(key, 40, steps=20), model.sample(key, 40, steps=20))
+    short = dataclasses.replace(config, score_steps=20, classifier_steps=20)
+    (many,) = fadm.fit_many([jax.random.key(4)], [data], config=short, progress=False)
+    one = fadm.fit(jax.random.key(4), data, config=short, progress=False)
+    for a, b in zip(jax.tree.leaves(many.params), jax.tree.leaves(one.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_same_key_same_rows_and_sampler_traces_once(model, monkeypatch):
     traces = []
     solve = sampling.sample_from_prior

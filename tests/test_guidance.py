@@ -47,6 +47,40 @@ def test_zero_scale_is_exactly_the_unguided_score():
         np.testing.assert_array_equal(jit_guided(x, t, cond), jit_score(x, t, cond))
 
 
+def test_classifier_free_guidance_interpolates_the_conditional_and_null_scores():
+    """Two Gaussian classes N(m_y, I) with exact scores: scale 0 is the null (here: any fixed
+    reference) score, 1 the conditional score, and the difference term is the closed-form
+    grad log p(y | x) of the two-class problem with equal priors."""
+    m = jnp.array([[1.0, -2.0], [-0.5, 0.5]])
+    null = 2
+
+    def score_fn(x, t, label):  # label 2: the mixture's score, equal priors
+        class_scores = -(x[None] - m)
+        w = jax.nn.softmax(-0.5 * jnp.sum((x[None] - m) ** 2, axis=1))
+        mixture = jnp.sum(w[:, None] * class_scores, axis=0)
+        return jnp.where(label == null, mixture, class_scores[jnp.minimum(label, 1)])
+
+    x, t = jnp.array([0.3, -0.2]), jnp.float32(0.5)
+    for y in (0, 1):
+        for scale in (0.0, 1.0, 3.0):
+            got = guidance.classifier_free_guided(score_fn, scale, null_cond=null)(x, t, y)
+
+            def log_post(x, y=y):
+                return jax.nn.log_softmax(-0.5 * jnp.sum((x[None] - m) ** 2, axis=1))[y]
+
+            expected = score_fn(x, t, null) + scale * jax.grad(log_post)(x)
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            guidance.classifier_free_guided(score_fn, 1.0, null_cond=null)(x, t, y),
+            score_fn(x, t, y),
+            rtol=1e-6,
+        )
+    picked = guidance.classifier_free_guided(
+        score_fn, 1.0, null_cond=null, label_fn=lambda c: c["y"]
+    )
+    np.testing.assert_allclose(picked(x, t, {"y": 1, "z": 0}), score_fn(x, t, 1), rtol=1e-6)
+
+
 def test_entropy_matches_closed_form_and_bounds():
     np.testing.assert_allclose(guidance.entropy(jnp.zeros(4)), np.log(4.0), rtol=1e-6)
     logits = jnp.array([1.0, -0.5, 2.0])

@@ -680,6 +680,15 @@ def test_same_stamp_admits_records_from_before_the_stopping_fields_only_at_holdo
     assert not common.same_stamp({**before, "seed": 1}, stamp)
 
 
+def test_same_stamp_admits_records_from_before_label_guidance_only_for_the_classifier_guide():
+    stamp = {"fit": {"config": {"width": 8, "holdout": 0.0, "label_guidance": "classifier"}}}
+    before = {"fit": {"config": {"width": 8, "holdout": 0.0}}}
+    assert common.same_stamp(before, stamp)
+    free = {"fit": {"config": {"width": 8, "holdout": 0.0, "label_guidance": "free"}}}
+    assert not common.same_stamp(before, free)  # a label-conditioned score net is another fit
+    assert not common.same_stamp(free, stamp)
+
+
 def test_committed_fadm_adult_cpu_records_are_reused_by_todays_code():
     """Every committed cpu fit record matches the stamp today's code gives it, so the README's
     command reuses them instead of refusing them (or recomputing them with --overwrite)."""

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from fairjax.errors import FairjaxError
-from fairjax.sde import make_dsm_loss, make_noisy_classifier_loss, make_subvp_sde, make_vp_sde
+from fairjax.sde import (
+    make_dsm_loss,
+    make_label_dsm_loss,
+    make_noisy_classifier_loss,
+    make_subvp_sde,
+    make_vp_sde,
+)
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 TIMES = np.array([1e-5, 1e-3, 0.05, 0.3, 0.7, 1.0])
@@ -141,6 +147,46 @@ def test_dsm_loss_of_exact_score_is_irreducible_value(kind):
     se_excess = excess.std(ddof=1) / np.sqrt(len(excess))
     assert abs(excess.mean() - expected_excess) < 5 * se_excess + 1e-3
     assert excess.mean() > 10 * se_excess
+
+
+def test_label_dsm_loss_of_exact_class_scores_is_irreducible_and_drops_labels():
+    """Two classes N(mu_y, Sigma): with each class's exact score the label DSM loss is the
+    single Gaussian's irreducible value (float64 quadrature), a wrong class mean pays on
+    top; drop_prob = 1 scores every example at the null label."""
+    sde = make_vp_sde()
+    mu, sigma, lam, u = _gaussian_setup()
+    exact = _exact_score_fn(sde, lam, u)
+    shift = np.array([1.5, -1.0])
+    means = jnp.asarray(np.stack([mu, mu + u @ shift, np.zeros(2)]), jnp.float32)  # row 2: null
+
+    def score_fn(class_means, x, t, label):
+        return exact(class_means[label], x, t)
+
+    exact_loss = make_label_dsm_loss(sde, score_fn, null_label=2, drop_prob=0.0)
+
+    @jax.jit
+    def replicate(key):
+        label_key, data_key, loss_key = jax.random.split(key, 3)
+        y = jax.random.bernoulli(label_key, 0.5, (2048,)).astype(jnp.int32)
+        x0 = means[y] + jax.random.multivariate_normal(
+            data_key, jnp.zeros(2), jnp.asarray(sigma), (2048,)
+        )
+        return exact_loss(means, (x0, y), loss_key)
+
+    right = np.asarray(jax.lax.map(replicate, jax.random.split(jax.random.key(1), 16)))
+    expected, _ = _irreducible_dsm("vp", lam, np.zeros(2))
+    se = right.std(ddof=1) / np.sqrt(len(right))
+    assert abs(right.mean() - expected) < 5 * se + 1e-3, (right.mean(), expected, se)
+
+    x0 = jax.random.normal(jax.random.key(2), (64, 2))
+    y = jnp.arange(64, dtype=jnp.int32) % 2
+    key = jax.random.key(3)
+    dropped = make_label_dsm_loss(sde, score_fn, null_label=2, drop_prob=1.0)
+    all_null = exact_loss(means, (x0, jnp.full(64, 2, jnp.int32)), key)
+    np.testing.assert_array_equal(dropped(means, (x0, y), key), all_null)
+    assert exact_loss(means, (x0, y), key) != all_null
+    with pytest.raises(FairjaxError, match="drop_prob"):
+        make_label_dsm_loss(sde, score_fn, null_label=2, drop_prob=1.5)
 
 
 def test_dsm_loss_shape_and_grad():
