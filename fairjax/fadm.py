@@ -457,28 +457,25 @@ def _compiled_sampler(
 
     @jax.jit
     def run(params, keys, y, lambda_y, lambda_z, t_max):
-        def sensitive_logits(x, t):
-            return nw.sensitive_logits_fn(params["sensitive"], x, t)
-
         if spec.label_guidance == "free":
             label_score = guidance.classifier_free_guided(
                 lambda x, t, label: nw.score_fn(params["score"], x, t, label),
                 lambda_y,
                 null_cond=num_labels,
             )
-            score = guidance.sensitive_guided(
-                label_score, sensitive_logits, lambda_z, guide=guide, t_max=t_max
-            )
-        else:
-            score = guidance.fair_guided(
+        else:  # guidance.fair_guided's label term
+            label_score = guidance.label_guided(
                 lambda x, t, cond: nw.score_fn(params["score"], x, t),
-                label_logits_fn=lambda x, t: nw.label_logits_fn(params["label"], x, t),
-                sensitive_logits_fn=sensitive_logits,
-                label_scale=lambda_y,
-                sensitive_scale=lambda_z,
-                sensitive_guide=guide,
-                sensitive_t_max=t_max,
+                lambda x, t: nw.label_logits_fn(params["label"], x, t),
+                lambda_y,
             )
+        score = guidance.sensitive_guided(
+            label_score,
+            lambda x, t: nw.sensitive_logits_fn(params["sensitive"], x, t),
+            lambda_z,
+            guide=guide,
+            t_max=t_max,
+        )
         return sampling.sample_from_prior(
             nw.sde,
             score,
@@ -524,7 +521,7 @@ def fit(
       arXiv:2406.09495, Algorithm 1 and eqs. 4-5, 11.
     """
     prep = _prepare(dataset, config, domain)
-    _, x, y, z, z_values, d, domain_values, use_meta = prep
+    _, x, y, _, z_values, d, domain_values, use_meta = prep
     dim, num_z = x.shape[1], len(z_values)
     modules = make_modules(config, dim, NUM_LABELS, num_z)
     init_keys = jax.random.split(key, 6)
@@ -532,9 +529,12 @@ def fit(
     params = {}
     history = {"meta": use_meta, "domains": [str(v) for v in domain_values], "record": {}}
     jobs = [
-        ("score", y if config.label_guidance == "free" else None, config.score_steps),
-        ("label", y, config.classifier_steps),
-        ("sensitive", z.astype(np.int32), config.classifier_steps),
+        (name, _targets(prep, name, config), steps)
+        for name, steps in (
+            ("score", config.score_steps),
+            ("label", config.classifier_steps),
+            ("sensitive", config.classifier_steps),
+        )
     ]
     files = training.TrainFiles() if train_files is None else train_files
     rows, held = _holdout_split(key, config.holdout, d, y)
@@ -606,6 +606,14 @@ def _prepare(dataset: TabularDataset, config: FADMConfig, domain: str | None) ->
     if use_meta and len(domain_values) < 2:
         raise FairjaxError(f"meta='on' needs >= 2 domains; {domain!r} has {len(domain_values)}")
     return _Prepared(encoder, x, y, z, z_values, d, domain_values, use_meta)
+
+
+def _targets(prep: _Prepared, name: str, config: FADMConfig) -> np.ndarray | None:
+    """The class targets network `name` trains on: labels (label classifier, "free" score
+    net), sensitive indices (sensitive classifier) or None (an unconditional score net)."""
+    if name == "score":
+        return prep.y if config.label_guidance == "free" else None
+    return prep.y if name == "label" else prep.z.astype(np.int32)
 
 
 def _model(
@@ -686,7 +694,6 @@ def fit_many(
     modules = make_modules(config, dim, NUM_LABELS, num_z)
     init_keys = [jax.random.split(k, 6) for k in keys]
     examples = example_inputs(config, dim)
-    score_targets = config.label_guidance == "free"
     params = [{} for _ in preps]
     history = [
         {"meta": use_meta, "domains": [str(v) for v in p.domain_values], "record": {}}
@@ -700,15 +707,12 @@ def fit_many(
             init_state(nets.init_params(modules[i], ks[2 * i], *examples[name]), optimizer)
             for ks in init_keys
         ]
-        targets = {"score": "y" if score_targets else None, "label": "y", "sensitive": "z"}[name]
-        data = [
-            _train_data(p.x, None if targets is None else getattr(p, targets), p.d) for p in preps
-        ]
+        data = [_train_data(p.x, _targets(p, name, config), p.d) for p in preps]
         states, records = training.run_many(
             [ks[2 * i + 1] for ks in init_keys],
             states,
             step,
-            _batch_fn(config.batch_size, use_meta, name != "score" or score_targets),
+            _batch_fn(config.batch_size, use_meta, _targets(first, name, config) is not None),
             _pad_common(data, num_domains),
             num_steps=config.score_steps if name == "score" else config.classifier_steps,
             progress=progress,
