@@ -65,7 +65,8 @@ class FADMConfig:
       inner_lr: inner SGD rate alpha of MLDG.
       meta_beta: weight beta of the held-out-domain loss.
       first_order: drop second-order terms of the meta-gradient.
-      scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
+      scaling: numeric scaling of the encoder, one of `fairjax.data.encoder.SCALINGS`
+        ("quantile_spread" spreads repeated values such as capital gain's zeros).
       sampler, sample_steps: default reverse-time solver and its number of steps.
       lambda_y, lambda_z: default label / sensitive guidance scales.
       label_guidance: how rows are steered toward their labels. "classifier" (the

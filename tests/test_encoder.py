@@ -11,10 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
-from fairjax.data.encoder import CDF_CLIP
+from fairjax.data.encoder import CDF_CLIP, SCALINGS
 from fairjax.errors import FairjaxError
 
-SCALINGS = ("quantile", "minmax", "standard")
 Z_MAX = statistics.NormalDist().inv_cdf(1 - CDF_CLIP)  # 5.1993...
 
 
@@ -125,6 +124,51 @@ def test_quantile_encoding_is_standard_normal_on_continuous_data():
     assert np.abs(x).max() <= Z_MAX + 1e-5
 
 
+def _zero_inflated(n, seed):
+    """Like Adult's capital gain: 90% zeros, the rest log-normal integers."""
+    rng = np.random.default_rng(seed)
+    positive = rng.uniform(size=n) < 0.1
+    gain = np.where(positive, np.round(rng.lognormal(8.0, 1.0, size=n)) + 1, 0).astype(np.int64)
+    return pd.DataFrame({"gain": gain, "f": rng.normal(size=n)})
+
+
+def test_quantile_spread_makes_an_atom_standard_normal():
+    from scipy import stats
+
+    frame = _zero_inflated(20_000, seed=4)
+    zero = (frame["gain"] == 0).to_numpy()
+    mid = TabularEncoder.fit(frame, categorical=[], numeric=["gain"]).encode(frame)[:, 0]
+    enc = TabularEncoder.fit(frame, categorical=[], numeric=["gain"], scaling="quantile_spread")
+    x = enc.encode(frame)[:, 0]
+    # Middle-of-interval encoding: the zeros are one point mass, far from normal.
+    assert np.unique(mid[zero]).size == 1
+    assert stats.kstest(mid, "norm").statistic > 0.4
+    # Spread: the zeros fill [0, P(gain = 0)] of the CDF uniformly, so the column is N(0, 1).
+    assert stats.kstest(x, "norm").statistic < 0.01
+    u = stats.norm.cdf(x[zero])
+    assert u.max() == pytest.approx(zero.mean(), abs=2e-3)
+    assert stats.kstest(u / zero.mean(), "uniform").statistic < 0.02
+    # Values off the atoms (each positive gain is nearly unique) encode as with "quantile".
+    unique = ~frame["gain"].duplicated(keep=False).to_numpy()
+    np.testing.assert_array_equal(x[unique], mid[unique])
+    pd.testing.assert_frame_equal(enc.decode(enc.encode(frame)), frame[["gain"]])
+
+
+def test_quantile_spread_is_reproducible_for_a_seed():
+    frame = _zero_inflated(2_000, seed=5)
+    enc = TabularEncoder.fit(
+        frame, categorical=[], numeric=["gain", "f"], scaling="quantile_spread"
+    )
+    a, b, c = enc.encode(frame), enc.encode(frame), enc.encode(frame, seed=1)
+    np.testing.assert_array_equal(a, b)
+    zero = (frame["gain"] == 0).to_numpy()
+    assert (a[zero, 0] != c[zero, 0]).all()
+    np.testing.assert_array_equal(a[:, 1], c[:, 1])  # a continuous column has no atoms
+    pd.testing.assert_frame_equal(enc.decode(c), enc.decode(a))
+    plain = TabularEncoder.fit(frame, categorical=[], numeric=["gain", "f"])
+    np.testing.assert_array_equal(plain.encode(frame, seed=1), plain.encode(frame))
+
+
 def test_other_scalings_ranges():
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({"v": rng.lognormal(size=1000)})
@@ -138,7 +182,11 @@ def test_other_scalings_ranges():
 def test_constant_column_encodes_to_zero_and_back(scaling):
     frame = pd.DataFrame({"v": [2.5] * 4, "i": [7] * 4})
     enc = TabularEncoder.fit(frame, categorical=[], numeric=["v", "i"], scaling=scaling)
-    np.testing.assert_array_equal(enc.encode(frame), 0.0)
+    if scaling == "quantile_spread":
+        # One atom spread over the whole CDF: normal noise, which decodes to the constant.
+        assert np.unique(enc.encode(frame)).size == 8
+    else:
+        np.testing.assert_array_equal(enc.encode(frame), 0.0)
     _assert_round_trip(enc, frame)
 
 

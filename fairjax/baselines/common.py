@@ -34,9 +34,8 @@ from tqdm.auto import tqdm
 
 from fairjax import classifiers, generators, parallel, persist, training
 from fairjax.data import Schema, TabularDataset, TabularEncoder, fit_encoder
+from fairjax.data.encoder import SCALINGS
 from fairjax.errors import FairjaxError
-
-SCALINGS = ("quantile", "minmax", "standard")
 
 
 class Layout(NamedTuple):

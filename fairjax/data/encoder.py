@@ -5,6 +5,12 @@ Each column owns a contiguous slice of the encoded vector:
 - numeric columns are one scalar, scaled by one of
   - "quantile" (default): the empirical CDF followed by the standard normal quantile
     function, like scikit-learn's `QuantileTransformer(output_distribution="normal")`;
+  - "quantile_spread": the same, except that the rows of a repeated value (an atom, such as
+    the 92% zeros of Adult's capital gain) are spread uniformly at random over the CDF
+    interval the atom occupies, instead of all sitting at its middle (a randomised
+    probability integral transform). The encoded column is then close to a standard
+    normal, with no point mass and no gap, which is easier for a score model to fit;
+    every encoded value inside the interval decodes back to the atom;
   - "minmax": the observed [min, max] mapped affinely onto [-1, 1];
   - "standard": z-scores, (x - mean) / std.
 
@@ -18,7 +24,9 @@ floats up to the float32 resolution of the encoding. For minmax/standard that is
 the column's range. For quantile scaling the inverse CDF stretches that resolution by the
 knot spacing: the error is at most ~1e-8 * (K - 1) * (widest gap between adjacent knots),
 ~1e-7 relative on ordinary data, up to ~1e-5 of the range when K ~ 1000 and one gap
-spans most of the range (a few far outliers).
+spans most of the range (a few far outliers). The same bound holds for a spread atom of a
+float column: a row drawn at the very edge of the atom's interval can land, after float32
+rounding, just inside the neighbouring gap.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from scipy import special
 from fairjax.data.schema import TabularDataset
 from fairjax.errors import FairjaxError
 
-SCALINGS = ("quantile", "minmax", "standard")
+SCALINGS = ("quantile", "quantile_spread", "minmax", "standard")
+# The scalings that go through the empirical CDF and its knots.
+_QUANTILE_SCALINGS = ("quantile", "quantile_spread")
 # The CDF is kept inside [CDF_CLIP, 1 - CDF_CLIP] so that the normal quantile stays finite:
 # the encoded values of the extreme knots are -/+5.1993 (as in scikit-learn).
 CDF_CLIP = 1e-7
@@ -74,8 +84,8 @@ class ColumnCodec:
         Python types (str, int, float or bool); numeric: ().
       dtype: the column's pandas dtype as a string ("int64", "str", "category", ...),
         restored on decode.
-      scaling: numeric: "quantile", "minmax" or "standard"; categorical: "".
-      knots: quantile scaling: the column's values at CDF levels
+      scaling: numeric: one of `SCALINGS`; categorical: "".
+      knots: quantile scalings: the column's values at CDF levels
         `linspace(0, 1, len(knots))` (non-decreasing; repeated values are ties).
       loc, scale: minmax/standard scaling: encoded = (x - loc) / scale.
       min_value, max_value: numeric: observed range (ints for integer columns); decoded
@@ -111,7 +121,7 @@ class TabularEncoder:
 
     Attributes:
       codecs: one `ColumnCodec` per column, in encoded order.
-      scaling: the numeric scaling used at fit ("quantile", "minmax" or "standard").
+      scaling: the numeric scaling used at fit, one of `SCALINGS`.
     """
 
     codecs: tuple[ColumnCodec, ...]
@@ -133,8 +143,8 @@ class TabularEncoder:
           frame: training rows [n rows]; columns not listed are ignored.
           categorical: columns to one-hot encode (strings or integers, no missing values).
           numeric: columns to scale (numeric dtype, finite values).
-          scaling: "quantile", "minmax" or "standard" (see the module docstring).
-          n_quantiles: quantile scaling: number of knots of the empirical CDF,
+          scaling: one of `SCALINGS` (see the module docstring).
+          n_quantiles: quantile scalings: number of knots of the empirical CDF,
             `min(n_quantiles, n)` (at least 2).
 
         Returns:
@@ -185,11 +195,14 @@ class TabularEncoder:
         """(start, stop) of each one-hot block, in order (for softmax heads and argmax)."""
         return [(c.start, c.stop) for c in self.codecs if c.kind == "categorical"]
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode(self, frame: pd.DataFrame, *, seed: int = 0) -> np.ndarray:
         """Encode the rows of `frame`.
 
         Args:
           frame: [n rows] with (at least) the encoder's columns; other columns are ignored.
+          seed: "quantile_spread" scaling: seed of the uniform draws that place each atom's
+            rows inside its CDF interval, so that a frame always encodes the same way for a
+            given seed. Ignored by the other scalings, whose encoding is deterministic.
 
         Returns:
           float32 array [n, dim], finite. Each one-hot block holds a single 1 per row;
@@ -203,12 +216,13 @@ class TabularEncoder:
         _check_present(frame, list(self.columns))
         out = np.zeros((len(frame), self.dim), np.float32)
         rows = np.arange(len(frame))
+        rng = np.random.default_rng(seed)
         for codec in self.codecs:
             if codec.kind == "categorical":
                 # Set the ones in place: no [n, width] temporary per block.
                 out[rows, codec.start + _category_codes(codec, frame[codec.name])] = 1.0
             else:
-                out[:, codec.start] = _encode_numeric(codec, frame[codec.name])
+                out[:, codec.start] = _encode_numeric(codec, frame[codec.name], rng)
         return out
 
     def decode(self, x) -> pd.DataFrame:
@@ -372,7 +386,7 @@ def _fit_numeric(
     is_integer = pd.api.types.is_integer_dtype(col)
     lo, hi = (int(col.min()), int(col.max())) if is_integer else (values.min(), values.max())
     knots, loc, scale = (), 0.0, 1.0
-    if scaling == "quantile":
+    if scaling in _QUANTILE_SCALINGS:
         levels = np.linspace(0.0, 1.0, max(2, min(n_quantiles, len(values))))
         # Interpolated quantiles can break monotonicity by an ulp; the CDF needs it.
         knots = tuple(np.maximum.accumulate(np.quantile(values, levels)).tolist())
@@ -409,11 +423,13 @@ def _category_codes(codec: ColumnCodec, col: pd.Series) -> np.ndarray:
     return codes
 
 
-def _encode_numeric(codec: ColumnCodec, col: pd.Series) -> np.ndarray:
-    """A numeric column [n rows] -> its encoded value, float64 [n]."""
+def _encode_numeric(codec: ColumnCodec, col: pd.Series, rng: np.random.Generator) -> np.ndarray:
+    """A numeric column [n rows] -> its encoded value, float64 [n]; `rng` spreads the atoms
+    of "quantile_spread" scaling."""
     x = _numeric_values(codec.name, col, "at encode")
-    if codec.scaling == "quantile":
-        u = np.clip(_empirical_cdf(x, np.asarray(codec.knots)), CDF_CLIP, 1 - CDF_CLIP)
+    if codec.scaling in _QUANTILE_SCALINGS:
+        spread = rng if codec.scaling == "quantile_spread" else None
+        u = np.clip(_empirical_cdf(x, np.asarray(codec.knots), spread), CDF_CLIP, 1 - CDF_CLIP)
         return _norm_ppf(u)
     return (x - codec.loc) / codec.scale
 
@@ -428,7 +444,7 @@ def _decode_column(codec: ColumnCodec, block: np.ndarray) -> pd.Series:
             return pd.Series(pd.Categorical(values, categories=list(codec.categories)))
         return pd.Series(values, dtype=object).astype(codec.dtype)
     z = block[:, 0].astype(np.float64)
-    if codec.scaling == "quantile":
+    if codec.scaling in _QUANTILE_SCALINGS:
         u = _norm_cdf(z)
         u = np.where(u <= _CDF_SNAP, 0.0, np.where(u >= 1 - _CDF_SNAP, 1.0, u))
         knots = np.asarray(codec.knots)
@@ -441,13 +457,17 @@ def _decode_column(codec: ColumnCodec, block: np.ndarray) -> pd.Series:
     return pd.Series(x).astype(codec.dtype)
 
 
-def _empirical_cdf(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+def _empirical_cdf(
+    x: np.ndarray, knots: np.ndarray, spread: np.random.Generator | None = None
+) -> np.ndarray:
     """Piecewise-linear CDF through (knots[k], k / (K - 1)); float64 [n] -> [n] in [0, 1].
 
     A value equal to a run of tied knots k = lo..hi-1 gets the middle of their levels,
     (lo + hi - 1) / 2 / (K - 1), so the map is a function and its inverse (interpolating
     the levels back to knots) returns that value exactly. This is the average of the
     left- and right-continuous interpolations, as in scikit-learn's QuantileTransformer.
+    With a generator `spread`, such a value gets instead a uniform draw from the whole
+    interval [lo, hi - 1] / (K - 1), every point of which interpolates back to it.
     """
     n_knots = len(knots)
     lo = np.searchsorted(knots, x, side="left")
@@ -456,7 +476,10 @@ def _empirical_cdf(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     gap = knots[j + 1] - knots[j]
     w = np.clip((x - knots[j]) / np.where(gap > 0, gap, 1.0), 0.0, 1.0)
     between = (j + w) / (n_knots - 1)
-    on_knot = (lo + hi - 1) / 2 / (n_knots - 1)
+    if spread is None:
+        on_knot = (lo + hi - 1) / 2 / (n_knots - 1)
+    else:
+        on_knot = (lo + spread.uniform(size=len(x)) * (hi - 1 - lo)) / (n_knots - 1)
     return np.where(hi > lo, on_knot, between)
 
 
