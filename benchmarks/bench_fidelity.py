@@ -82,9 +82,6 @@ VARIANTS |= {
         {**PAPER_NETWORKS, "scaling": "quantile_spread"},
     ),
 }
-# A numeric column whose most common value holds at least this share of the training rows
-# has an atom; the share of each table's rows at that value is reported next to the real.
-ATOM_SHARE = 0.3
 DEFAULT_VARIANTS = (
     "FADM quick",
     "FADM meta off",
@@ -93,6 +90,11 @@ DEFAULT_VARIANTS = (
     "VAE",
     "DDPM",
 )
+
+
+# A numeric column whose most common value holds at least this share of the training rows
+# has an atom; the share of each table's rows at that value is reported next to the real.
+ATOM_SHARE = 0.3
 
 
 def atoms(frame, numeric) -> dict:

@@ -54,7 +54,7 @@ class DDPMConfig:
       lr_schedule: "constant" (FADM's) or "cosine" (decays lr to 0 over `steps`, so the
         last iterate of a short run carries far less gradient noise; with a constant rate
         it shows as label / category shares off by up to ~0.15 after 1.5k steps).
-      scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
+      scaling: numeric scaling of the encoder, one of `fairjax.data.encoder.SCALINGS`.
       sampler, sample_steps: default reverse-time solver ("em", "pc", "ode") and steps.
       holdout: share of the rows (stratified by label) held out for early stopping; 0
         (the quick preset's) trains `steps` steps on every row. With holdout > 0 the

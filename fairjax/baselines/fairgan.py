@@ -72,7 +72,7 @@ class FairGANConfig:
       gp_weight: gradient-penalty weight of D1.
       temperature: Gumbel-softmax temperature of the one-hot heads.
       fairness_weight: lambda of FairGAN eq. 4 (weight of the D2 term; the paper's 1).
-      scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
+      scaling: numeric scaling of the encoder, one of `fairjax.data.encoder.SCALINGS`.
     """
 
     latent_dim: int = 128

@@ -59,7 +59,7 @@ class GANConfig:
       lr: Adam learning rate of both players (b1 = 0.5, b2 = 0.9).
       gp_weight: gradient-penalty weight lambda.
       temperature: Gumbel-softmax temperature of the one-hot heads.
-      scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
+      scaling: numeric scaling of the encoder, one of `fairjax.data.encoder.SCALINGS`.
     """
 
     latent_dim: int = 128

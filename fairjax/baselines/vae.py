@@ -57,7 +57,7 @@ class VAEConfig:
       kl_weight: weight of the KL term (1 = the ELBO).
       decoder_noise: sample rows from p(x | z) (Gaussian noise on numeric slots, a
         softmax draw per block); False: the mode of p(x | z) (mean, argmax).
-      scaling: numeric scaling of the encoder ("quantile", "minmax", "standard").
+      scaling: numeric scaling of the encoder, one of `fairjax.data.encoder.SCALINGS`.
       holdout: share of the rows (stratified by label) held out for early stopping; 0
         (the quick preset's) trains `steps` steps on every row. With holdout > 0 the
         held-out negative ELBO (KL weight 1, whatever `kl_weight` trains with) at one
